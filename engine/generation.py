@@ -1,0 +1,135 @@
+"""Naive and fast autoregressive generation for WaveNet. The fast generator follows Paine et al. 2016
+("Fast Wavenet Generation Algorithm"): each layer keeps a queue of its last (k-1)*d inputs, so a step
+computes one column per layer instead of re-running the receptive field.
+
+The queues live in a `FastState` made per call; nothing is stored on the (possibly shared) model.
+Both generators are iterators of `Step`s; the caller decides how many to take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from engine.encoding import one_hot
+from engine.models.wavenet import WaveNet
+from engine.sampling import Sampler
+
+
+@dataclass
+class Step:
+    sample: torch.Tensor  # (B,) level drawn for the next position
+    logits: torch.Tensor  # (B, Q) the logits it was drawn from
+
+
+class FastState:
+    """Per-call incremental state: per layer a ring of its last (k-1)*d inputs, each (B, C).
+
+    Rings are Python lists of column tensors, so updating them is not an in-place tensor write and
+    gradients can flow through an unrolled rollout (n-step training uses the same code).
+    """
+
+    def __init__(self, model: WaveNet, layer_inputs: list[torch.Tensor], cond: torch.Tensor | None, last_logits: torch.Tensor):
+        """layer_inputs: per layer (B, C_l, L_l) the last L_l inputs (oldest first); last_logits (B, Q)."""
+        self.model = model
+        biases = model.condition_biases(cond)
+        # Per call, the conv weights split by tap and transposed for addmm: per-op overhead, not FLOPs,
+        # dominates a one-column step on CPU, so a step is a handful of addmm calls per layer.
+        self.plan = []
+        for layer, bias in zip(model.layers, biases):
+            conv = layer.conv
+            k, d = conv.kernel_size[0], conv.dilation[0]
+            w = conv.weight  # (2C, C_in, k); tap j multiplies x_{t-(k-1-j)d}
+            total_bias = conv.bias if bias is None else conv.bias + bias
+            taps = [(m, w[:, :, k - 1 - m].t().contiguous()) for m in range(1, k)]
+            self.plan.append((layer.queue_size, d, w[:, :, k - 1].t().contiguous(), taps, total_bias,
+                              layer.res.weight.squeeze(-1).t().contiguous(), layer.res.bias, layer.residual, layer.channels))
+        self.head = [(conv.weight.squeeze(-1).t().contiguous(), conv.bias) for conv in (model.skip, model.head_hidden, model.head_out)]
+        self.rings = [list(inp.unbind(-1)) for inp in layer_inputs]
+        self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
+        self.logits = last_logits
+
+    @classmethod
+    def from_forward(cls, model: WaveNet, layer_inputs: list[torch.Tensor], logits: torch.Tensor,
+                     cond: torch.Tensor | None, positions: torch.Tensor | None = None) -> "FastState":
+        """Prime from a full forward pass. positions (O,) picks origins: the state then stands at each
+        origin o (rows ordered b-major: row = b * O + i) having seen inputs 0..o. Default: the last column."""
+        B, _, T = logits.shape
+        if positions is None:
+            positions = torch.tensor([T - 1], device=logits.device)
+        O = positions.numel()
+        gathered = []
+        for layer, inp in zip(model.layers, layer_inputs):
+            L = layer.queue_size
+            padded = F.pad(inp, (L, 0))  # positions < 0 are zeros, as in the forward's padding
+            idx = positions[:, None] + 1 + torch.arange(L, device=inp.device)[None, :]  # (O, L)
+            g = padded[:, :, idx]  # (B, C, O, L)
+            gathered.append(g.permute(0, 2, 1, 3).reshape(B * O, inp.shape[1], L))
+        last = logits[:, :, positions].permute(0, 2, 1).reshape(B * O, -1)
+        if cond is not None:
+            cond = cond.repeat_interleave(O, dim=0)
+        return cls(model, gathered, cond, last)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """Feed the next input column x (B, Q) (one-hot or soft); returns logits (B, Q) for the one after."""
+        h, zs = x, []
+        for (L, d, w_now, taps, bias, w_res, b_res, residual, C), ring in zip(self.plan, self.rings):
+            a = torch.addmm(bias, h, w_now)
+            if L:
+                p = self.t % L
+                for m, w_tap in taps:
+                    a = torch.addmm(a, ring[(p - m * d) % L], w_tap)
+                ring[p] = h
+            z = a[:, :C].tanh() * a[:, C:].sigmoid()
+            zs.append(z)
+            out = torch.addmm(b_res, z, w_res)
+            h = out + h if residual else out
+        self.t += 1
+        (w_skip, b_skip), (w_hid, b_hid), (w_out, b_out) = self.head
+        h = torch.addmm(b_skip, torch.cat(zs, dim=1), w_skip).relu_()
+        logits = torch.addmm(b_out, torch.addmm(b_hid, h, w_hid).relu_(), w_out)
+        self.logits = logits
+        return logits
+
+
+def _check_prefix(model: WaveNet, prefix: torch.Tensor) -> None:
+    Q = model.config.quantization_levels
+    if prefix.dim() != 2 or prefix.shape[1] < 1:
+        raise ValueError(f"prefix must have shape (B, T) with T >= 1, got {tuple(prefix.shape)}.")
+    if prefix.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"prefix must hold integer levels, got dtype {prefix.dtype}.")
+    if prefix.min() < 0 or prefix.max() >= Q:
+        raise ValueError(f"prefix levels must lie in 0..{Q - 1}.")
+
+
+@torch.no_grad()
+def generate_fast(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond: torch.Tensor | None = None) -> Iterator[Step]:
+    """Prime with prefix (B, T0) levels and cond (B, K); yields a Step per generated position, forever."""
+    _check_prefix(model, prefix)
+    Q = model.config.quantization_levels
+    R = model.receptive_field
+    window = prefix[:, -R:].long()  # earlier inputs cannot reach the next output
+    logits, inputs = model(one_hot(window, Q), cond, return_layer_inputs=True)
+    state = FastState.from_forward(model, inputs, logits, cond)
+    while True:
+        logits = state.logits
+        sample = sampler(logits)
+        yield Step(sample, logits)
+        state.step(F.one_hot(sample, Q).to(logits.dtype))
+
+
+@torch.no_grad()
+def generate_naive(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond: torch.Tensor | None = None) -> Iterator[Step]:
+    """Same contract as generate_fast, recomputing the last R inputs with a full forward each step."""
+    _check_prefix(model, prefix)
+    Q = model.config.quantization_levels
+    R = model.receptive_field
+    seq = prefix[:, -R:].long()
+    while True:
+        logits = model(one_hot(seq, Q), cond)[:, :, -1]
+        sample = sampler(logits)
+        yield Step(sample, logits)
+        seq = torch.cat([seq, sample[:, None]], dim=1)[:, -R:]

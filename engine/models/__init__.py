@@ -1,0 +1,21 @@
+"""Model registry: config.json's `model_type` -> (model class, config class)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from engine.models.wavenet import WaveNet, WaveNetConfig
+
+MODEL_REGISTRY = {"wavenet": (WaveNet, WaveNetConfig)}
+
+
+def build_model(model_type: str, config: dict):
+    """Build a model from its registry name and a plain config dict; unknown names/keys raise ValueError."""
+    if model_type not in MODEL_REGISTRY:
+        raise ValueError(f"Unknown model type {model_type!r}; known types: {sorted(MODEL_REGISTRY)}.")
+    model_cls, config_cls = MODEL_REGISTRY[model_type]
+    known = {f.name for f in fields(config_cls)}
+    unknown = set(config) - known
+    if unknown:
+        raise ValueError(f"Unknown {config_cls.__name__} keys {sorted(unknown)}; valid keys: {sorted(known)}.")
+    return model_cls(config_cls(**config))

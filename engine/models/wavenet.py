@@ -1,0 +1,102 @@
+"""WaveNet (van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio"): stacked dilated
+causal convolutions with gated units, residual and skip connections and a global condition.
+Column t of the output predicts x(t+1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from engine.layers import GatedLayer
+
+
+@dataclass
+class WaveNetConfig:
+    quantization_levels: int = 256  # Q
+    residual_channels: int = 32
+    skip_channels: int = 128
+    head_channels: int = 128
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
+    kernel_size: int = 2
+    input_kernel_size: int = 3
+    cond_channels: int = 0  # K; 0 = unconditional
+
+    def __post_init__(self):
+        ints = {
+            "quantization_levels": 2,
+            "residual_channels": 1,
+            "skip_channels": 1,
+            "head_channels": 1,
+            "kernel_size": 1,
+            "input_kernel_size": 1,
+            "cond_channels": 0,
+        }
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"WaveNetConfig.{name} must be an integer >= {low}, got {value!r}.")
+        if not self.dilations or not all(isinstance(d, int) and d >= 1 for d in self.dilations):
+            raise ValueError(f"WaveNetConfig.dilations must be a non-empty list of integers >= 1, got {self.dilations!r}.")
+        self.dilations = list(self.dilations)
+
+    @property
+    def receptive_field(self) -> int:
+        """R = 1 + (k_in - 1) + sum over dilated layers of (k - 1) * d."""
+        return 1 + (self.input_kernel_size - 1) + sum((self.kernel_size - 1) * d for d in self.dilations)
+
+
+class WaveNet(nn.Module):
+    def __init__(self, config: WaveNetConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        C = c.residual_channels
+        layers = [GatedLayer(c.quantization_levels, C, c.input_kernel_size, 1, c.cond_channels, residual=False)]
+        layers += [GatedLayer(C, C, c.kernel_size, d, c.cond_channels, residual=True) for d in c.dilations]
+        self.layers = nn.ModuleList(layers)
+        self.skip = nn.Conv1d(C * len(layers), c.skip_channels, 1)
+        self.head_hidden = nn.Conv1d(c.skip_channels, c.head_channels, 1)
+        self.head_out = nn.Conv1d(c.head_channels, c.quantization_levels, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return self.config.receptive_field
+
+    def condition_biases(self, cond: torch.Tensor | None) -> list[torch.Tensor | None]:
+        """cond (B, K) -> per layer (B, 2C) additive bias, or Nones when unconditional."""
+        if self.config.cond_channels == 0:
+            if cond is not None:
+                raise ValueError("This model is unconditional; pass condition=None.")
+            return [None] * len(self.layers)
+        if cond is None:
+            raise ValueError(f"This model needs a condition of {self.config.cond_channels} channels.")
+        if cond.dim() != 2 or cond.shape[1] != self.config.cond_channels:
+            raise ValueError(f"condition must have shape (B, {self.config.cond_channels}), got {tuple(cond.shape)}.")
+        return [layer.cond(cond) for layer in self.layers]
+
+    def head(self, z_all: torch.Tensor) -> torch.Tensor:
+        """Concatenated gated outputs (B, C*L, T) -> logits (B, Q, T)."""
+        h = F.relu(self.skip(z_all))
+        return self.head_out(F.relu(self.head_hidden(h)))
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, return_layer_inputs: bool = False
+    ):
+        """x (B, Q, T) one-hot (or soft) inputs, cond (B, K) -> logits (B, Q, T).
+
+        With return_layer_inputs, also returns every layer's input (B, C_l, T): what the fast
+        generator's queues hold (Paine et al. 2016), so a forward pass can prime them.
+        """
+        if x.dim() != 3 or x.shape[1] != self.config.quantization_levels:
+            raise ValueError(f"input must have shape (B, {self.config.quantization_levels}, T), got {tuple(x.shape)}.")
+        biases = self.condition_biases(cond)
+        h, zs, inputs = x, [], []
+        for layer, bias in zip(self.layers, biases):
+            inputs.append(h)
+            h, z = layer(h, None if bias is None else bias.unsqueeze(-1))
+            zs.append(z)
+        logits = self.head(torch.cat(zs, dim=1))
+        return (logits, inputs) if return_layer_inputs else logits

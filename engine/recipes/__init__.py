@@ -1,0 +1,116 @@
+"""Training recipes: what `train.py` needs to know about a task (batches, evaluation, what goes into
+config.json's `data` section and the model card). A recipe file in configs/ is JSON with four
+sections, each checked strictly against a dataclass so a typo is an error, not a silent default."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from engine.models.wavenet import WaveNetConfig
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 3e-3
+    lr_final_fraction: float = 0.05  # cosine decay to lr * this
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    unroll_weight: float = 0.0  # lambda of the n-step loss; 0 = one-step training
+    unroll_origins: int = 16
+    unroll_horizon: int = 8
+    gumbel_tau: float = 1.0
+    eval_every: int = 500
+    checkpoint_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    threads: int = 2  # CPU threads; tests use 1
+    device: str = "auto"  # auto | cpu | cuda
+    export_dir: str = "pretrained"
+
+
+SECTIONS = ("name", "task", "notes", "model", "data", "train")
+
+
+def _check_section(section: str, values: dict, cls) -> dict:
+    if not isinstance(values, dict):
+        raise ValueError(f"Config section {section!r} must be a JSON object.")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown config key(s) {', '.join(f'{section}.{k}' for k in unknown)}; valid keys in {section!r}: {', '.join(sorted(known))}.")
+    defaults = cls()
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        if isinstance(default, bool) or default is None:
+            ok = isinstance(value, type(default)) if default is not None else True
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ValueError(f"Config key {section}.{key} must be a {type(default).__name__}, got {value!r}.")
+    return values
+
+
+def get_recipe_class(task: str):
+    if task == "fourier":
+        from engine.recipes.fourier import FourierRecipe
+
+        return FourierRecipe
+    if task == "mnist":
+        from engine.recipes.mnist import MNISTRecipe
+
+        return MNISTRecipe
+    raise ValueError(f"Unknown task {task!r}; known tasks: ['fourier', 'mnist'].")
+
+
+def parse_value(text: str):
+    """A command-line override value: JSON if it parses (numbers, lists, true/false), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def load_recipe_config(path, overrides: list[str] = ()) -> dict:
+    """Read configs/NAME.json, apply `section.key=value` overrides and check every key and type."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Config file {path} does not exist.")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"Unknown top-level config key(s) {unknown} in {path}; valid: {list(SECTIONS)}.")
+    for key in ("name", "task", "model", "data"):
+        if key not in raw:
+            raise ValueError(f"{path} lacks the required key {key!r}.")
+    raw.setdefault("train", {})
+    raw.setdefault("notes", "")
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"Override {item!r} must look like --section.key=value, e.g. --train.lr=0.001.")
+        dotted, text = item.split("=", 1)
+        dotted = dotted.lstrip("-")
+        if dotted in ("name", "notes"):
+            raw[dotted] = text
+            continue
+        if "." not in dotted or dotted.split(".", 1)[0] not in ("model", "data", "train"):
+            raise ValueError(f"Override {item!r}: the key must be model.X, data.X, train.X or name.")
+        section, key = dotted.split(".", 1)
+        raw[section][key] = parse_value(text)
+    recipe_cls = get_recipe_class(raw["task"])
+    _check_section("model", raw["model"], WaveNetConfig)
+    _check_section("data", raw["data"], recipe_cls.data_class)
+    _check_section("train", raw["train"], TrainConfig)
+    return raw
