@@ -1,0 +1,92 @@
+"""What pages and scripts call: forecasting a Fourier series (and, in tasks_mnist, the image tasks).
+Every task validates its input and raises ValueError with a sentence a user understands, takes an
+optional `torch.Generator`, and reads quantization and conditions from the model's config.json."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.encoding import dequantize, quantize
+from engine.generation import generate_fast
+from engine.sampling import make_sampler
+
+MAX_FORECAST_STEPS = 5000  # cost caps: a request may not ask for more than this
+MAX_TRAJECTORIES = 256
+
+Progress = Callable[[int, int], None]
+
+
+def _quantization(model) -> tuple[int, float, float]:
+    q = getattr(model, "data_config", {}).get("quantization")
+    if not q:
+        raise ValueError("This model has no quantization settings in its config.json; it cannot forecast signals.")
+    return int(q["levels"]), float(q["low"]), float(q["high"])
+
+
+def condition_tensor(model, condition: int | None, batch: int, device) -> torch.Tensor | None:
+    """Condition index -> one-hot (B, K), or None for an unconditional model."""
+    K = model.config.cond_channels
+    if K == 0:
+        if condition is not None:
+            raise ValueError("This model is unconditional; leave the condition empty.")
+        return None
+    if condition is None or isinstance(condition, bool) or not isinstance(condition, (int, np.integer)) or not 0 <= condition < K:
+        names = getattr(model, "data_config", {}).get("conditions") or list(range(K))
+        raise ValueError(f"Choose a condition index in 0..{K - 1} ({', '.join(map(str, names))}).")
+    return F.one_hot(torch.full((batch,), int(condition), device=device), K).float()
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def forecast(
+    model,
+    observed,
+    horizon: int,
+    num_trajectories: int = 20,
+    condition: int | None = None,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Sample `num_trajectories` continuations of a real-valued signal for `horizon` steps.
+
+    observed: (T0,) real values (T0 may be 0: then it samples from the prior, primed with the level of
+    0.0). temperature 0 is greedy. Returns (N, horizon) real values.
+    """
+    Q, low, high = _quantization(model)
+    observed = np.asarray(observed, dtype=np.float64).reshape(-1) if observed is not None else np.zeros(0)
+    if not np.all(np.isfinite(observed)):
+        raise ValueError("The observed values contain NaN or infinity.")
+    for name, value, cap in (("horizon", horizon, MAX_FORECAST_STEPS), ("num_trajectories", num_trajectories, MAX_TRAJECTORIES)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= cap:
+            raise ValueError(f"{name} must be a whole number from 1 to {cap}, got {value!r}.")
+    if not isinstance(temperature, (int, float)) or not (temperature >= 0 and np.isfinite(temperature)):
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}.")
+    device = _device(model)
+    if observed.size == 0:
+        observed = np.zeros(1)
+    levels = quantize(torch.from_numpy(observed).float(), Q, low, high).to(device)
+    prefix = levels[None, :].expand(num_trajectories, -1)
+    cond = condition_tensor(model, condition, num_trajectories, device)
+    sampler = make_sampler("greedy" if temperature == 0 else "temperature", temperature=temperature or 1.0, generator=generator)
+    out = torch.empty(num_trajectories, horizon, dtype=torch.long, device=device)
+    for i, step in enumerate(itertools.islice(generate_fast(model, prefix, sampler, cond), horizon)):
+        out[:, i] = step.sample
+        if progress is not None and ((i + 1) % 25 == 0 or i + 1 == horizon):
+            progress(i + 1, horizon)
+    return dequantize(out, Q, low, high).cpu().numpy()
+
+
+def summarize_trajectories(trajectories: np.ndarray) -> dict[str, np.ndarray]:
+    """(N, H) -> mean, std, mean +/- 2 std bands per step."""
+    mean = trajectories.mean(axis=0)
+    std = trajectories.std(axis=0)
+    return {"mean": mean, "std": std, "lower": mean - 2 * std, "upper": mean + 2 * std}
