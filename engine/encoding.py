@@ -23,9 +23,9 @@ def dequantize(q: torch.Tensor, levels: int, low: float, high: float) -> torch.T
     return low + q.float() / (levels - 1) * (high - low)
 
 
-def one_hot(q: torch.Tensor, levels: int) -> torch.Tensor:
+def one_hot(q: torch.Tensor, levels: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(B, T) long -> (B, Q, T) float."""
-    return F.one_hot(q, levels).float().transpose(1, 2)
+    return F.one_hot(q, levels).to(dtype).transpose(1, 2)
 
 
 def binarize(images: torch.Tensor, threshold: int = 127) -> torch.Tensor:

@@ -33,7 +33,7 @@ class FastState:
     """
 
     def __init__(self, model: WaveNet, layer_inputs: list[torch.Tensor], cond: torch.Tensor | None, last_logits: torch.Tensor):
-        """layer_inputs: per layer (B, C_l, L_l) the last L_l inputs (oldest first); last_logits (B, Q)."""
+        """layer_inputs: per layer a list of its last L_l inputs, each (B, C_l), oldest first; last_logits (B, Q)."""
         self.model = model
         biases = model.condition_biases(cond)
         # Per call, the conv weights split by tap and transposed for addmm: per-op overhead, not FLOPs,
@@ -46,32 +46,45 @@ class FastState:
             total_bias = conv.bias if bias is None else conv.bias + bias
             taps = [(m, w[:, :, k - 1 - m].t().contiguous()) for m in range(1, k)]
             self.plan.append((layer.queue_size, d, w[:, :, k - 1].t().contiguous(), taps, total_bias,
-                              layer.res.weight.squeeze(-1).t().contiguous(), layer.res.bias, layer.residual, layer.channels))
+                              None if layer.res is None else layer.res.weight.squeeze(-1).t().contiguous(),
+                              None if layer.res is None else layer.res.bias, layer.residual, layer.channels))
         self.head = [(conv.weight.squeeze(-1).t().contiguous(), conv.bias) for conv in (model.skip, model.head_hidden, model.head_out)]
-        self.rings = [list(inp.unbind(-1)) for inp in layer_inputs]
+        self.rings = [list(ring) for ring in layer_inputs]
         self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
         self.logits = last_logits
 
     @classmethod
     def from_forward(cls, model: WaveNet, layer_inputs: list[torch.Tensor], logits: torch.Tensor,
-                     cond: torch.Tensor | None, positions: torch.Tensor | None = None) -> "FastState":
+                     cond: torch.Tensor | None, positions: torch.Tensor | None = None,
+                     steps: int | None = None) -> "FastState":
         """Prime from a full forward pass. positions (O,) picks origins: the state then stands at each
-        origin o (rows ordered b-major: row = b * O + i) having seen inputs 0..o. Default: the last column."""
+        origin o (rows ordered b-major: row = b * O + i) having seen inputs 0..o. Default: the last
+        column. With `steps`, only the queue slots that `steps` calls of step() will read are filled
+        (n-step training unrolls a few steps, so most of a long queue is never touched)."""
         B, _, T = logits.shape
         if positions is None:
             positions = torch.tensor([T - 1], device=logits.device)
         O = positions.numel()
-        gathered = []
+        rings = []
         for layer, inp in zip(model.layers, layer_inputs):
             L = layer.queue_size
+            slots = list(range(L))
+            if steps is not None and L:
+                k, d = layer.conv.kernel_size[0], layer.conv.dilation[0]
+                # slot j (holding input o-L+1+j) is overwritten at step j, so it matters only if read at a step s <= j
+                slots = sorted({(s - m * d) % L for s in range(steps) for m in range(1, k) if (s - m * d) % L >= s})
             padded = F.pad(inp, (L, 0))  # positions < 0 are zeros, as in the forward's padding
-            idx = positions[:, None] + 1 + torch.arange(L, device=inp.device)[None, :]  # (O, L)
-            g = padded[:, :, idx]  # (B, C, O, L)
-            gathered.append(g.permute(0, 2, 1, 3).reshape(B * O, inp.shape[1], L))
+            idx = positions[:, None] + 1 + torch.tensor(slots, dtype=torch.long, device=inp.device)[None, :]  # (O, S)
+            g = padded[:, :, idx]  # (B, C, O, S)
+            columns = g.permute(0, 2, 1, 3).reshape(B * O, inp.shape[1], len(slots)).unbind(-1)
+            ring = [None] * L
+            for j, column in zip(slots, columns):
+                ring[j] = column
+            rings.append(ring)
         last = logits[:, :, positions].permute(0, 2, 1).reshape(B * O, -1)
         if cond is not None:
             cond = cond.repeat_interleave(O, dim=0)
-        return cls(model, gathered, cond, last)
+        return cls(model, rings, cond, last)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Feed the next input column x (B, Q) (one-hot or soft); returns logits (B, Q) for the one after."""
@@ -85,8 +98,9 @@ class FastState:
                 ring[p] = h
             z = a[:, :C].tanh() * a[:, C:].sigmoid()
             zs.append(z)
-            out = torch.addmm(b_res, z, w_res)
-            h = out + h if residual else out
+            if w_res is not None:
+                out = torch.addmm(b_res, z, w_res)
+                h = out + h if residual else out
         self.t += 1
         (w_skip, b_skip), (w_hid, b_hid), (w_out, b_out) = self.head
         h = torch.addmm(b_skip, torch.cat(zs, dim=1), w_skip).relu_()
@@ -112,7 +126,7 @@ def generate_fast(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond: 
     Q = model.config.quantization_levels
     R = model.receptive_field
     window = prefix[:, -R:].long()  # earlier inputs cannot reach the next output
-    logits, inputs = model(one_hot(window, Q), cond, return_layer_inputs=True)
+    logits, inputs = model(one_hot(window, Q, next(model.parameters()).dtype), cond, return_layer_inputs=True)
     state = FastState.from_forward(model, inputs, logits, cond)
     while True:
         logits = state.logits
@@ -129,7 +143,7 @@ def generate_naive(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond:
     R = model.receptive_field
     seq = prefix[:, -R:].long()
     while True:
-        logits = model(one_hot(seq, Q), cond)[:, :, -1]
+        logits = model(one_hot(seq, Q, next(model.parameters()).dtype), cond)[:, :, -1]
         sample = sampler(logits)
         yield Step(sample, logits)
         seq = torch.cat([seq, sample[:, None]], dim=1)[:, -R:]

@@ -38,13 +38,15 @@ class GatedLayer(nn.Module):
         dilation: int,
         cond_channels: int,
         residual: bool,
+        last: bool = False,
     ):
         super().__init__()
         self.channels = channels
         self.residual = residual
         self.conv = CausalConv1d(in_channels, 2 * channels, kernel_size, dilation)
         self.cond = nn.Linear(cond_channels, 2 * channels, bias=False) if cond_channels else None
-        self.res = nn.Conv1d(channels, channels, 1)
+        # The last layer's output feeds only the skip path: it has no residual projection.
+        self.res = None if last else nn.Conv1d(channels, channels, 1)
 
     @property
     def queue_size(self) -> int:
@@ -57,8 +59,11 @@ class GatedLayer(nn.Module):
         f, g = a.split(self.channels, dim=1)
         return torch.tanh(f) * torch.sigmoid(g)
 
-    def forward(self, x: torch.Tensor, cond_bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, C_in, T), cond_bias (B, 2C, 1) or None -> (next input (B, C, T), gated z (B, C, T))."""
+    def forward(self, x: torch.Tensor, cond_bias: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """x (B, C_in, T), cond_bias (B, 2C, 1) or None -> (next input (B, C, T) or None for the last
+        layer, gated z (B, C, T))."""
         z = self.gate(self.conv(x), cond_bias)
+        if self.res is None:
+            return None, z
         out = self.res(z)
         return (out + x if self.residual else out), z

@@ -15,10 +15,14 @@ from engine.models.wavenet import WaveNet
 from engine.sampling import gumbel_noise, gumbel_softmax
 
 
+def logits_dtype(model) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
 def teacher_forced(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor | None = None):
     """seq (B, T) levels -> (mean CE loss, logits (B, Q, T-1), layer inputs); column t predicts seq[:, t+1]."""
     Q = model.config.quantization_levels
-    logits, inputs = model(one_hot(seq[:, :-1], Q), cond, return_layer_inputs=True)
+    logits, inputs = model(one_hot(seq[:, :-1], Q, logits_dtype(model)), cond, return_layer_inputs=True)
     return F.cross_entropy(logits, seq[:, 1:]), logits, inputs
 
 
@@ -49,7 +53,7 @@ def unrolled_loss(
     pass). Step 1 uses the teacher-forced logits at o; steps 2..H feed back hard straight-through
     Gumbel-softmax samples. noise (B*O, H-1, Q) fixes the Gumbel draws."""
     check_origins(origins, horizon, seq.shape[1])
-    state = FastState.from_forward(model, inputs, logits, cond, origins)
+    state = FastState.from_forward(model, inputs, logits, cond, origins, steps=horizon - 1)
     targets = origin_targets(seq, origins, horizon)
     if noise is None:
         noise = gumbel_noise((targets.shape[0], horizon - 1, logits.shape[1]), generator, seq.device)
@@ -64,7 +68,7 @@ def unrolled_loss(
 def greedy_rollouts(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor | None, origins: torch.Tensor, horizon: int) -> torch.Tensor:
     """Greedy H-step forecasts from every origin: -> (B*O, H) levels (rows b-major)."""
     Q = model.config.quantization_levels
-    logits, inputs = model(one_hot(seq[:, :-1], Q), cond, return_layer_inputs=True)
+    logits, inputs = model(one_hot(seq[:, :-1], Q, logits_dtype(model)), cond, return_layer_inputs=True)
     state = FastState.from_forward(model, inputs, logits, cond, origins)
     preds = [state.logits.argmax(-1)]
     for _ in range(horizon - 1):
@@ -101,7 +105,7 @@ def evaluate_series(
     for start in range(0, seq.shape[0], batch_size):
         s = seq[start:start + batch_size]
         c = None if cond is None else cond[start:start + batch_size]
-        logits = model(one_hot(s[:, :-1], Q), c)
+        logits = model(one_hot(s[:, :-1], Q, logits_dtype(model)), c)
         correct += (logits.argmax(1) == s[:, 1:]).sum().item()
         count += s[:, 1:].numel()
         preds = greedy_rollouts(model, s, c, origins, H)

@@ -54,8 +54,10 @@ class WaveNet(nn.Module):
         self.config = config
         c = config
         C = c.residual_channels
+        n = len(c.dilations)
         layers = [GatedLayer(c.quantization_levels, C, c.input_kernel_size, 1, c.cond_channels, residual=False)]
-        layers += [GatedLayer(C, C, c.kernel_size, d, c.cond_channels, residual=True) for d in c.dilations]
+        layers += [GatedLayer(C, C, c.kernel_size, d, c.cond_channels, residual=True, last=i == n - 1)
+                   for i, d in enumerate(c.dilations)]
         self.layers = nn.ModuleList(layers)
         self.skip = nn.Conv1d(C * len(layers), c.skip_channels, 1)
         self.head_hidden = nn.Conv1d(c.skip_channels, c.head_channels, 1)

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from engine.encoding import one_hot
+from engine.models.wavenet import WaveNet, WaveNetConfig
+
+
+def make(dilations=(1, 2, 4, 8), kernel=2, input_kernel=3, cond=0, Q=6, seed=0):
+    torch.manual_seed(seed)
+    cfg = WaveNetConfig(quantization_levels=Q, residual_channels=8, skip_channels=12, head_channels=10,
+                        dilations=list(dilations), kernel_size=kernel, input_kernel_size=input_kernel, cond_channels=cond)
+    return WaveNet(cfg).double().eval()
+
+
+@pytest.mark.parametrize("dilations,kernel,input_kernel,expected", [
+    ([1, 2, 4, 8], 2, 1, 16),
+    ([1, 2, 4, 8], 2, 3, 18),
+    ([1, 2, 4], 3, 2, 1 + 1 + 2 * 7),
+    ([2**i for i in range(9)] + [2**i for i in range(7)] + [2**i for i in range(6)], 2, 3, 704),
+])
+def test_receptive_field_formula(dilations, kernel, input_kernel, expected):
+    cfg = WaveNetConfig(dilations=dilations, kernel_size=kernel, input_kernel_size=input_kernel)
+    assert cfg.receptive_field == expected
+
+
+@pytest.mark.parametrize("dilations,kernel,input_kernel", [([1, 2, 4, 8], 2, 3), ([1, 3, 1, 2], 3, 2), ([1], 2, 1)])
+def test_causal_coverage_is_exactly_the_receptive_field(dilations, kernel, input_kernel):
+    model = make(dilations, kernel, input_kernel)
+    R = model.receptive_field
+    T = R + 12
+    x = torch.randn(1, model.config.quantization_levels, T, dtype=torch.double, requires_grad=True)
+    logits = model(x)
+    for i in [0, 3, R - 1, R, T - 1]:
+        (grad,) = torch.autograd.grad(logits[0, :, i].sum(), x, retain_graph=True)
+        depends = grad.abs().sum(dim=(0, 1)) > 0
+        expected = torch.zeros(T, dtype=torch.bool)
+        expected[max(0, i - R + 1): i + 1] = True
+        assert torch.equal(depends, expected), f"output {i}: depends on {depends.nonzero().flatten().tolist()}"
+
+
+def test_condition_shifts_output_and_is_validated():
+    model = make(cond=3)
+    x = one_hot(torch.randint(0, 6, (2, 20)), 6).double()
+    a = model(x, torch.eye(3, dtype=torch.double)[[0, 0]])
+    b = model(x, torch.eye(3, dtype=torch.double)[[0, 1]])
+    torch.testing.assert_close(a[0], b[0])
+    assert not torch.allclose(a[1], b[1])
+    with pytest.raises(ValueError, match="condition"):
+        model(x)
+    with pytest.raises(ValueError, match="condition"):
+        model(x, torch.eye(4, dtype=torch.double)[:2])
+
+
+def test_bad_config_and_input_are_clear_errors():
+    with pytest.raises(ValueError, match="dilations"):
+        WaveNetConfig(dilations=[])
+    with pytest.raises(ValueError, match="quantization_levels"):
+        WaveNetConfig(quantization_levels=1)
+    with pytest.raises(ValueError, match="input must have shape"):
+        make()(torch.zeros(1, 5, 10, dtype=torch.double))
