@@ -41,6 +41,15 @@ def read_idx(path) -> np.ndarray:
     return data.reshape(shape)
 
 
+def write_idx(path, array: np.ndarray) -> Path:
+    """Write a uint8 array as an idx file (gzipped when the name ends in .gz); tests build fixtures with it."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    raw = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes() + array.tobytes()
+    path = Path(path)
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+    return path
+
+
 def _find(folder: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz"):
         if (folder / name).is_file():
