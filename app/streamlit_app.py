@@ -1,0 +1,31 @@
+"""Entrypoint: page config, the shared sidebar and the page list. Nothing else lives here.
+
+    streamlit run app/streamlit_app.py
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the repo root with engine/
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import resources  # noqa: E402
+
+st.set_page_config(page_title="Autoregressive models", page_icon="〰️", layout="wide")
+
+# Titles and order live here; add a page with one line.
+PAGES = {
+    "Time series": [
+        st.Page("pages/fourier_forecast.py", title="Fourier forecast", icon="📈", default=True),
+    ],
+}
+
+with st.sidebar:
+    st.markdown("**Autoregressive models you can touch**: WaveNet trained on Fourier series, "
+                "sampled step by step.")
+    st.caption(f"Device: {resources.device_label()} · models from `{resources.pretrained_root()}`")
+
+st.navigation(PAGES).run()

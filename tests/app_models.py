@@ -1,0 +1,32 @@
+"""Stand-in pretrained folders for app tests: the tiny smoke recipe's architecture with untrained
+weights, exported exactly as train.py exports (save_pretrained + the recipe's data config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from engine.checkpoint import list_pretrained, save_pretrained
+from engine.models import build_model
+from engine.recipes import get_recipe_class, load_recipe_config
+
+ROOT = Path(__file__).resolve().parents[1]
+FOURIER_MODELS = ("wavenet-fourier", "wavenet-fourier-unrolled")
+
+
+def write_models(root: Path, names=FOURIER_MODELS, recipe: str = "configs/smoke-fourier.json") -> Path:
+    """root/NAME/{config.json, model.safetensors} for each name; returns root."""
+    config = load_recipe_config(ROOT / recipe, [])
+    for seed, name in enumerate(names):
+        torch.manual_seed(seed)
+        model = build_model("wavenet", config["model"])
+        data = get_recipe_class(config["task"])(config["data"], model.config).data_config()
+        save_pretrained(model, Path(root) / name, data=data)
+    return Path(root)
+
+
+def shipped(names=FOURIER_MODELS) -> bool:
+    """Whether pretrained/ in the repo holds these models (the real ones, trained by train.py)."""
+    found = list_pretrained(ROOT / "pretrained")
+    return all(name in found and found[name] is None for name in names)
