@@ -1,0 +1,25 @@
+"""Every shipped model loads strictly and its config says what the app needs."""
+
+from pathlib import Path
+
+import pytest
+
+from engine import load_pretrained
+
+ROOT = Path(__file__).resolve().parents[1] / "pretrained"
+FOLDERS = sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else []
+
+
+def test_pretrained_folder_is_not_empty():
+    assert FOLDERS, "pretrained/ ships no models"
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_every_pretrained_model_loads_strictly(folder):
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in folder.iterdir()}
+    model = load_pretrained(folder)
+    assert model.data_config.get("task") in {"fourier", "mnist"}
+    assert "quantization" in model.data_config
+    assert model.metrics, "the model card metrics are missing from config.json"
+    if model.config.cond_channels:
+        assert len(model.data_config["conditions"]) == model.config.cond_channels

@@ -1,0 +1,98 @@
+"""train.py end to end on the tiny smoke recipe: export, resume, bad configs, damaged checkpoints."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import train
+from engine import load_pretrained
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke-fourier.json")
+
+
+def run(tmp_path, *extra):
+    return train.main(["--config", SMOKE, f"--runs={tmp_path / 'runs'}", f"--train.export_dir={tmp_path / 'export'}", *extra])
+
+
+def test_tiny_run_exports_a_loadable_model(tmp_path):
+    assert run(tmp_path) == 0
+    model = load_pretrained(tmp_path / "export" / "smoke-fourier")
+    assert model.data_config["task"] == "fourier" and model.data_config["periods"] == [5.0, 6.0, 7.0, 8.0, 9.0]
+    assert "teacher_forced_accuracy" in model.metrics
+    card = (tmp_path / "export" / "smoke-fourier" / "README.md").read_text()
+    assert "python train.py --config" in card and "teacher_forced_accuracy" in card
+    lines = [json.loads(l) for l in (tmp_path / "runs" / "smoke-fourier" / "metrics.jsonl").read_text().splitlines()]
+    assert any("val" in l for l in lines) and any("test" in l for l in lines)
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
+    assert run(tmp_path, "--train.steps=4") == 0
+    ckpt = torch.load(tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 4
+    assert run(tmp_path, "--train.steps=6") == 0
+    assert "resuming smoke-fourier from step 4" in capsys.readouterr().err
+    assert torch.load(tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt", weights_only=True)["step"] == 6
+
+
+@pytest.mark.parametrize("override,message", [
+    ("--train.lrr=0.1", "Unknown config key(s) train.lrr"),
+    ("--model.channels=3", "Unknown config key(s) model.channels"),
+    ("--train.steps=ten", "train.steps must be a int"),
+    ("--train.lr=[1]", "train.lr must be a float"),
+    ("--data.periodz=3", "data.periodz"),
+    ("bogus", "must look like"),
+])
+def test_bad_config_values_are_clear_errors(tmp_path, capsys, override, message):
+    assert run(tmp_path, override) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert train.main(["--config", str(tmp_path / "nope.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_damaged_or_pickled_checkpoint_is_refused(tmp_path):
+    ckpt = tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(SystemExit, match="cannot be read as a training checkpoint"):
+        run(tmp_path)
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+
+    torch.save({"step": Boom()}, ckpt)  # a real pickle with a payload
+    with pytest.raises(SystemExit, match="cannot be read"):
+        run(tmp_path)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_sigkill_mid_run_then_restart_resumes_and_finishes(tmp_path):
+    """A slowed-down run is killed with SIGKILL after its first checkpoint; the restart resumes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, str(ROOT / "train.py"), "--config", SMOKE, f"--runs={tmp_path / 'runs'}",
+            f"--train.export_dir={tmp_path / 'export'}", "--train.steps=400", "--train.checkpoint_every=5",
+            "--train.eval_every=1000", "--train.log_every=1"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (ckpt.exists() and torch.load(ckpt, weights_only=True)["step"] >= 10):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = torch.load(ckpt, weights_only=True)["step"]
+    assert 10 <= step < 400
+    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"resuming smoke-fourier from step {step}" in out.stderr
+    load_pretrained(tmp_path / "export" / "smoke-fourier")
