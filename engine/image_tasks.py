@@ -121,9 +121,10 @@ def decode_levels(model, levels: torch.Tensor) -> torch.Tensor:
 def _forward_rows(model, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
     """Teacher-forced logits (M, Q, N) for input levels (M, N), FORWARD_ROWS sequences at a time."""
     Q = model.config.quantization_levels
+    dtype = next(model.parameters()).dtype
     chunks = []
     for s in range(0, inputs.shape[0], FORWARD_ROWS):
-        chunks.append(model(one_hot(inputs[s:s + FORWARD_ROWS], Q), None if cond is None else cond[s:s + FORWARD_ROWS]))
+        chunks.append(model(one_hot(inputs[s:s + FORWARD_ROWS], Q, dtype), None if cond is None else cond[s:s + FORWARD_ROWS]))
     return torch.cat(chunks)
 
 
@@ -139,7 +140,7 @@ def score_levels(model, levels: torch.Tensor, start_value: int = 0) -> tuple[tor
     inputs = torch.cat([torch.full((B, 1), start_value, dtype=torch.long, device=device), levels[:, :-1]], dim=1)
     if K:
         inputs = inputs.repeat_interleave(K, dim=0)  # rows b-major: row = b * K + k
-        cond = torch.eye(K, device=device).repeat(B, 1)
+        cond = torch.eye(K, device=device, dtype=next(model.parameters()).dtype).repeat(B, 1)
     else:
         cond = None
     logits = _forward_rows(model, inputs, cond)
@@ -210,7 +211,7 @@ def _check_digits(model, digits) -> list[int | None]:
 
 def _conditions(model, labels: torch.Tensor) -> torch.Tensor | None:
     K = model.config.cond_channels
-    return F.one_hot(labels, K).float() if K else None
+    return F.one_hot(labels, K).to(next(model.parameters()).dtype) if K else None
 
 
 @torch.no_grad()
@@ -254,7 +255,7 @@ def sample_images(model, digits, n: int = 1, temperature: float = 1.0, generator
 def reorder_fast_state(state: FastState, index: torch.Tensor) -> FastState:
     """Make row i of the state a copy of row index[i] (queues, last logits, per-row condition biases),
     in place on the per-call state; the model and its weights are untouched."""
-    state.rings = [[col.index_select(0, index) for col in ring] for ring in state.rings]
+    state.rings = [[None if col is None else col.index_select(0, index) for col in ring] for ring in state.rings]
     state.logits = state.logits.index_select(0, index)
     plan = []
     for entry in state.plan:
@@ -341,7 +342,7 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
 
     cond = None if labels is None else _conditions(model, labels)
     window = torch.cat([torch.tensor([c["start"]], device=device), x[:u]])[-model.receptive_field:]
-    logits, inputs = model(one_hot(window[None].expand(G, -1), Q), cond, return_layer_inputs=True)
+    logits, inputs = model(one_hot(window[None].expand(G, -1), Q, next(model.parameters()).dtype), cond, return_layer_inputs=True)
     state = FastState.from_forward(model, inputs, logits, cond)
     sampler = make_sampler("greedy" if temperature == 0 else "temperature", temperature=temperature or 1.0, generator=generator)
     seq = x[None].repeat(G, 1)
