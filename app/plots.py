@@ -31,7 +31,7 @@ def forecast_figure(
 ) -> go.Figure:
     """The true curve t, truth (T,) (dashed), its observed first n_observed samples (solid), and per
     model its trajectories (N, H) as thin translucent lines plus the mean and a mean +/- 2 std band
-    from `summary`. Forecast step h sits at sample index start + h."""
+    from `summary`. Forecast step h sits at sample index start + h. The x axis ends with the forecast."""
     colors = colors or model_colors(forecasts)
     fig = go.Figure()
     for name, (trajectories, summary) in forecasts.items():
@@ -62,4 +62,7 @@ def forecast_figure(
     )
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
+    if forecasts:  # the curve may run far past the forecast: frame what was sampled
+        end = max(start + trajectories.shape[1] for trajectories, _ in forecasts.values())
+        fig.update_xaxes(range=[0, end * dt])
     return fig
