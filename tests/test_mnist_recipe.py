@@ -2,6 +2,7 @@
 metrics that agree with the tasks, the shipped configs, and a tiny train.py run that exports a
 loadable model, all on idx fixtures written here."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -137,3 +138,12 @@ def test_smoke_training_run_exports_a_loadable_model(tmp_path):
     posterior = class_posterior(model, images[:3])
     torch.testing.assert_close(posterior.sum(1), torch.ones(3))
     assert "MNIST" in (export / "smoke-mnist" / "README.md").read_text()
+    # the benchmark runs on it and writes its JSON
+    spec = importlib.util.spec_from_file_location("bench_mnist", ROOT / "bench" / "mnist.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "mnist.json"
+    assert bench.main(["--models", str(export / "smoke-mnist"), "--data-dir", str(data), "--limit", "5", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())["models"]["smoke-mnist"]
+    assert result["metrics"]["bayes_accuracy"] >= 0 and result["latency"]["sample_10_digits_s"] > 0
+    assert result["quantization"]["levels"] == 2

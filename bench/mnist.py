@@ -1,0 +1,114 @@
+"""Test-set quality and CPU latency of the shipped MNIST WaveNets (pretrained/wavenet-mnist*).
+
+    python bench/mnist.py [--data-dir ../shared/data/mnist] [--limit N] [--threads 1] [--models DIR ...]
+
+Quality on the official 10,000-image test set (the first N with --limit), each model under its own
+quantization (named in the table): teacher-forced pixel accuracy, NLL in nats per image and bits per
+dimension, Bayes-rule accuracy p(y | x) = p(x | y) p(y) / p(x) with a uniform prior, and the same after
+observing the first 25/50/75% of the pixels in raster order. Latency: class_posterior_by_prefix for one
+image (median of 5), sampling ten digits (one per class) and completing a half-hidden digit (n=4,
+32 particles). Prints a table and writes bench/results/mnist.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.checkpoint import load_pretrained  # noqa: E402
+from engine.data.mnist import load_gallery, load_split  # noqa: E402
+from engine.image_tasks import class_posterior_by_prefix, complete, sample_images  # noqa: E402
+from engine.recipes.mnist import evaluate_mnist, to_sequences  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def seconds(call, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_model(model, images: torch.Tensor, labels: torch.Tensor) -> dict:
+    dc = model.data_config
+    Q = model.config.quantization_levels
+    started = time.perf_counter()
+    metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels,
+                             start_value=int(dc.get("start_value", 0)))
+    eval_s = time.perf_counter() - started
+    gallery, _ = load_gallery()
+    mask = torch.ones(28, 28, dtype=torch.bool)
+    mask[14:] = False
+    g = torch.Generator().manual_seed(0)
+    class_posterior_by_prefix(model, gallery[0])  # warm-up
+    latency = {
+        "class_posterior_by_prefix_1_image_s": seconds(lambda: class_posterior_by_prefix(model, gallery[0]), 5),
+        "sample_10_digits_s": seconds(lambda: sample_images(model, list(range(10)), 1, generator=g), 1),
+        "complete_bottom_half_n4_p32_s": seconds(lambda: complete(model, gallery[0], mask, None, n=4, num_particles=32, generator=g), 1),
+    }
+    return {"quantization": dc.get("quantization", {}), "metrics": metrics, "latency": latency,
+            "evaluation_s": eval_s, "receptive_field": model.receptive_field}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--limit", type=int, default=0, help="evaluate the first N test images only (0 = all 10,000)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", nargs="*", help="model folders (default: pretrained/wavenet-mnist*)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "mnist.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    folders = [Path(m) for m in args.models] if args.models else sorted((ROOT / "pretrained").glob("wavenet-mnist*"))
+    if not folders:
+        print("No MNIST models found (pretrained/wavenet-mnist*); train one with train.py or pass --models.", file=sys.stderr)
+        return 1
+    try:
+        images, labels = load_split(args.data_dir, "test")
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.limit:
+        images, labels = images[:args.limit], labels[:args.limit]
+    results = {}
+    for folder in folders:
+        model = load_pretrained(folder)
+        results[folder.name] = bench_model(model, images, labels)
+        print(f"{folder.name}: evaluated {len(labels)} images in {results[folder.name]['evaluation_s']:.0f} s", file=sys.stderr)
+
+    names = list(results)
+    rows = [("quantization levels Q", lambda r: str(r["quantization"].get("levels", "?")))]
+    for key in next(iter(results.values()))["metrics"]:
+        rows.append((key, lambda r, key=key: f"{r['metrics'].get(key, float('nan')):.4f}"))
+    for key in next(iter(results.values()))["latency"]:
+        rows.append((key, lambda r, key=key: f"{r['latency'][key]:.3f}"))
+    table = [[""] + names] + [[key] + [fmt(results[n]) for n in names] for key, fmt in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    print(f"MNIST test set, {len(labels)} images, {args.threads} CPU thread(s); latencies in seconds")
+    for row in table:
+        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for n in names:
+        print(f"{n}: {results[n]['quantization'].get('rule', 'quantization not stated')}")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"test_images": len(labels), "threads": args.threads, "torch": torch.__version__, "device": "cpu",
+            "prior": "uniform", "prefix_order": "raster"}
+    out.write_text(json.dumps({"meta": meta, "models": results}, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
