@@ -73,6 +73,12 @@ def _check_temperature(temperature) -> float:
     return float(temperature)
 
 
+def _check_generator(generator, device: torch.device) -> None:
+    if generator is not None and torch.device(generator.device).type != device.type:
+        raise ValueError(f"The random generator lives on {generator.device} but the model on {device}; "
+                         f"make it with torch.Generator(device={str(device)!r}).")
+
+
 def _as_tensor(x, what: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu()
@@ -229,6 +235,7 @@ def iter_sample_images(model, digits, n: int = 1, temperature: float = 1.0, gene
     N = c["H"] * c["W"]
     every = _check_count("every", every if every is not None else c["W"], 1, N)
     device = _device(model)
+    _check_generator(generator, device)
     B = len(digits) * n
     cond = None if digits == [None] else _conditions(model, torch.tensor(digits, device=device).repeat_interleave(n))
     prefix = torch.full((B, 1), c["start"], dtype=torch.long, device=device)
@@ -319,6 +326,7 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
     if digit is not None:
         _check_digits(model, [digit])
     device = _device(model)
+    _check_generator(generator, device)
     x = encode_images(model, x_img)[0].to(device)  # (N,)
     known = image_to_sequence(mask[None], c["scan_order"])[0].to(device)  # (N,)
     unknown = (~known).nonzero()
