@@ -1,4 +1,5 @@
-"""What pages and scripts call: forecasting a Fourier series (and, in tasks_mnist, the image tasks).
+"""What pages and scripts call: forecasting a Fourier series, and (re-exported from image_tasks) the
+MNIST tasks: sampling, completion and Bayes classification of images.
 Every task validates its input and raises ValueError with a sentence a user understands, takes an
 optional `torch.Generator`, and reads quantization and conditions from the model's config.json."""
 
@@ -14,6 +15,9 @@ import torch.nn.functional as F
 from engine.encoding import dequantize, quantize
 from engine.generation import generate_fast
 from engine.sampling import make_sampler
+
+from engine.image_tasks import *  # noqa: E402,F401,F403  (the image tasks, re-exported)
+from engine.image_tasks import __all__ as _image_all
 
 MAX_FORECAST_STEPS = 5000  # cost caps: a request may not ask for more than this
 MAX_TRAJECTORIES = 256
@@ -90,3 +94,6 @@ def summarize_trajectories(trajectories: np.ndarray) -> dict[str, np.ndarray]:
     mean = trajectories.mean(axis=0)
     std = trajectories.std(axis=0)
     return {"mean": mean, "std": std, "lower": mean - 2 * std, "upper": mean + 2 * std}
+
+
+__all__ = ["MAX_FORECAST_STEPS", "MAX_TRAJECTORIES", "condition_tensor", "forecast", "summarize_trajectories", *_image_all]

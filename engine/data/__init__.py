@@ -1,0 +1,1 @@
+"""Datasets: a randomized Fourier series (fourier.py) and MNIST (mnist.py)."""
