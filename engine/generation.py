@@ -86,6 +86,15 @@ class FastState:
             cond = cond.repeat_interleave(O, dim=0)
         return cls(model, rings, cond, last)
 
+    def reorder(self, index: torch.Tensor) -> "FastState":
+        """Make row i a copy of row index[i] (queues, last logits, per-row condition biases): particle
+        resampling in sequential Monte Carlo. In place on this per-call state; the model is untouched."""
+        self.rings = [[None if col is None else col.index_select(0, index) for col in ring] for ring in self.rings]
+        self.logits = self.logits.index_select(0, index)
+        self.plan = [entry[:4] + (entry[4].index_select(0, index),) + entry[5:] if entry[4].dim() == 2 else entry
+                     for entry in self.plan]  # entry[4]: conv bias + condition bias, (B, 2C) when conditional
+        return self
+
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Feed the next input column x (B, Q) (one-hot or soft); returns logits (B, Q) for the one after."""
         h, zs = x, []

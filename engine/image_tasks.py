@@ -32,7 +32,6 @@ __all__ = [
     "encode_images",
     "iter_sample_images",
     "pixel_log_likelihoods",
-    "reorder_fast_state",
     "sample_images",
     "score_levels",
 ]
@@ -259,21 +258,6 @@ def sample_images(model, digits, n: int = 1, temperature: float = 1.0, generator
     return images
 
 
-def reorder_fast_state(state: FastState, index: torch.Tensor) -> FastState:
-    """Make row i of the state a copy of row index[i] (queues, last logits, per-row condition biases),
-    in place on the per-call state; the model and its weights are untouched."""
-    state.rings = [[None if col is None else col.index_select(0, index) for col in ring] for ring in state.rings]
-    state.logits = state.logits.index_select(0, index)
-    plan = []
-    for entry in state.plan:
-        bias = entry[4]  # conv bias + the row's condition bias: (B, 2C) when conditional, else (2C,)
-        if bias.dim() == 2:
-            entry = entry[:4] + (bias.index_select(0, index),) + entry[5:]
-        plan.append(entry)
-    state.plan = plan
-    return state
-
-
 def _check_mask(known_mask, H: int, W: int) -> torch.Tensor:
     m = _as_tensor(known_mask, "known_mask")
     if tuple(m.shape) != (H, W):
@@ -368,7 +352,7 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
                 ancestors = _systematic_resample(logw, generator)
                 ancestors = torch.where(low[:, None], ancestors, torch.arange(P, device=device)[None])
                 index = (ancestors + offsets).reshape(-1)
-                reorder_fast_state(state, index)
+                state.reorder(index)
                 seq = seq.index_select(0, index)
                 if labels is not None:
                     labels = labels.index_select(0, index)

@@ -20,7 +20,6 @@ from engine.image_tasks import (
     encode_images,
     iter_sample_images,
     pixel_log_likelihoods,
-    reorder_fast_state,
     sample_images,
     score_levels,
 )
@@ -158,7 +157,7 @@ def test_reorder_fast_state_equals_a_state_built_from_reordered_rows():
     cond = F.one_hot(torch.tensor([0, 1, 2, 3, 1]), 4).float()
     index = torch.tensor([4, 4, 0, 2, 1])
     logits, inputs = model(one_hot(x, 3), cond, return_layer_inputs=True)
-    state = reorder_fast_state(FastState.from_forward(model, inputs, logits, cond), index)
+    state = FastState.from_forward(model, inputs, logits, cond).reorder(index)
     logits2, inputs2 = model(one_hot(x[index], 3), cond[index], return_layer_inputs=True)
     expected = FastState.from_forward(model, inputs2, logits2, cond[index])
     torch.testing.assert_close(state.logits, expected.logits)
