@@ -96,3 +96,24 @@ def test_sigkill_mid_run_then_restart_resumes_and_finishes(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"resuming smoke-fourier from step {step}" in out.stderr
     load_pretrained(tmp_path / "export" / "smoke-fourier")
+
+
+def test_kill_during_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """The write goes to a temporary file that is renamed only when complete."""
+    assert run(tmp_path, "--train.steps=2") == 0
+    ckpt = tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt"
+    before = ckpt.read_bytes()
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        Path(f).write_bytes(Path(f).read_bytes()[:100])  # the process "dies" with half a file written
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(train.torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "--train.steps=4")
+    assert ckpt.read_bytes() == before
+    assert torch.load(ckpt, weights_only=True)["step"] == 2
+    monkeypatch.setattr(train.torch, "save", real_save)
+    assert run(tmp_path, "--train.steps=4") == 0  # and a restart carries on from it
