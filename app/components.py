@@ -113,3 +113,156 @@ def sampler_controls(horizon: int = 400, trajectories: int = 20, temperature: fl
     temperature = st.slider("Temperature", 0.0, 2.0, temperature, 0.05, key=f"{key}.temperature", help="0 is greedy.")
     seed = st.number_input("Seed", min_value=0, value=seed, step=1, key=f"{key}.seed")
     return SamplerSettings(int(horizon), int(trajectories), float(temperature), int(seed))
+
+
+# ---------------------------------------------------------------------------------------------------
+# MNIST pages
+
+MNIST_MODELS = ("wavenet-mnist-q2", "wavenet-mnist-q256")  # the shipped pair; other MNIST exports work too
+CANVAS_SIZE = 280  # 10 canvas pixels per MNIST pixel
+CANVAS_STROKE = 20  # about two MNIST pixels wide, like MNIST's pen
+
+
+def canvas_style() -> dict:
+    """st_canvas keyword arguments shared by the MNIST pages: white ink on black, a thick pen, large."""
+    return dict(stroke_width=CANVAS_STROKE, stroke_color="#FFFFFF", background_color="#000000",
+                height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True)
+
+
+def canvas_to_digit(rgba, size: int = 28, fit: bool = True, min_ink: float = 0.02) -> np.ndarray | None:
+    """A canvas image (H, W, 4) uint8 RGBA (or (H, W) gray) -> uint8 (size, size) with 0 = background,
+    255 = ink, or None when nothing is drawn (no pixel reaches min_ink of full ink).
+
+    The drawing is composited over black (so white ink on a black or on a transparent background both
+    read as ink) and downsampled by area averaging. With fit=True it is framed the way MNIST framed its
+    digits: the ink's bounding box scaled to fit 20x20 (for size 28), then placed so that its centre of
+    mass sits in the middle."""
+    from PIL import Image
+
+    a = np.asarray(rgba)
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        rgb = a[..., :3].astype(np.float32)
+        gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        if a.shape[2] == 4:
+            gray = gray * (a[..., 3].astype(np.float32) / 255.0)
+    elif a.ndim == 2:
+        gray = a.astype(np.float32)
+    else:
+        raise ValueError(f"A canvas image must be (H, W, 4) RGBA or (H, W) gray, got shape {a.shape}.")
+    if gray.size == 0 or gray.max() < min_ink * 255:
+        return None
+    if not fit:
+        img = Image.fromarray(gray.clip(0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.BOX)
+        return np.asarray(img, dtype=np.uint8)
+    rows, cols = np.nonzero(gray >= min_ink * 255)
+    crop = gray[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+    box = max(1, round(size * 20 / 28))
+    scale = box / max(crop.shape)
+    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    small = np.asarray(Image.fromarray(crop.clip(0, 255).astype(np.uint8)).resize((w, h), Image.Resampling.BOX), dtype=np.float32)
+    out = np.zeros((size, size), dtype=np.float32)
+    total = small.sum()
+    cy, cx = ((np.arange(h) @ small.sum(1)) / total, (np.arange(w) @ small.sum(0)) / total) if total > 0 else (h / 2, w / 2)
+    top = int(np.clip(round(size / 2 - 0.5 - cy), 0, size - h))
+    left = int(np.clip(round(size / 2 - 0.5 - cx), 0, size - w))
+    out[top: top + h, left: left + w] = small
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def quantization_label(config: dict) -> str:
+    """'Q=2 (binarized at 127)' / 'Q=256' from a config.json."""
+    data = config.get("data", {})
+    Q = (data.get("quantization") or {}).get("levels") or config.get("model", {}).get("quantization_levels")
+    return f"Q={Q} (ink where pixel > {data.get('threshold', 127)})" if Q == 2 else f"Q={Q}"
+
+
+def mnist_model_warnings(usable: dict[str, dict], unavailable: dict[str, str], root) -> None:
+    """A warning for each shipped MNIST model that is missing or broken, saying how to get it; a caption
+    for other unusable folders."""
+    for name in MNIST_MODELS:
+        if name in unavailable:
+            st.warning(f"**{name}** cannot be used: {unavailable[name]}")
+        elif name not in usable:
+            st.warning(f"**{name}** is missing from `{root}`. Train it with "
+                       f"`python train.py --config configs/{name}.json`.")
+    for name, reason in unavailable.items():
+        if name not in MNIST_MODELS:
+            st.caption(f"**{name}** unavailable: {reason}")
+
+
+def mnist_model_picker(usable: dict[str, dict], key: str = "mnist.model") -> str | None:
+    """One MNIST model (radio, labelled by its quantization); None when there is none."""
+    names = sorted(usable)
+    if not names:
+        return None
+    return st.radio("Model", names, key=key, format_func=lambda n: f"{n} · {quantization_label(usable[n])}")
+
+
+def digit_labels(config: dict) -> list[str]:
+    """What each condition index means, from config.json ('digit 0'..'digit 9'); [] when unconditional."""
+    return list(config.get("data", {}).get("conditions") or [])
+
+
+@dataclass(frozen=True)
+class ImageSamplerSettings:
+    digits: tuple[int, ...]
+    per_digit: int
+    temperature: float
+    seed: int
+
+
+def image_sampler_controls(num_classes: int = 10, key: str = "sample") -> ImageSamplerSettings:
+    """Which digits, how many of each, temperature (0 = most likely pixel) and seed."""
+    digits = st.multiselect("Digits", list(range(num_classes)), default=list(range(num_classes)), key=f"{key}.digits")
+    per_digit = st.number_input("Samples per digit", min_value=1, max_value=10, value=2, key=f"{key}.per_digit")
+    temperature = st.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key=f"{key}.temperature", help="0 is greedy.")
+    seed = st.number_input("Seed", min_value=0, value=0, step=1, key=f"{key}.seed")
+    return ImageSamplerSettings(tuple(int(d) for d in digits), int(per_digit), float(temperature), int(seed))
+
+
+def gallery_picker(labels: np.ndarray, key: str = "gallery") -> int:
+    """A digit and which of its gallery examples -> the row in the gallery."""
+    digit = st.selectbox("Digit", sorted(set(int(y) for y in labels)), index=0, key=f"{key}.digit")
+    rows = np.flatnonzero(labels == digit)
+    i = st.slider("Example", 1, len(rows), 1, key=f"{key}.example")
+    return int(rows[i - 1])
+
+
+def unknown_region_controls(height: int = 28, width: int = 28, key: str = "mask") -> np.ndarray:
+    """What the model does not see -> known_mask bool (H, W), True = known pixel."""
+    mode = st.radio("Unknown", ["Rows below a line", "Erase a region"], horizontal=True, key=f"{key}.mode")
+    known = np.ones((height, width), dtype=bool)
+    if mode == "Rows below a line":
+        row = st.slider("Unknown from row", 0, height - 1, height // 2, key=f"{key}.row",
+                        help="Rows from this one down are unknown; the model completes them.")
+        known[row:] = False
+    else:
+        top, bottom = st.slider("Rows", 0, height - 1, (8, 19), key=f"{key}.rows")
+        left, right = st.slider("Columns", 0, width - 1, (8, 19), key=f"{key}.cols")
+        known[top: bottom + 1, left: right + 1] = False
+    return known
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    n: int
+    digit: int | None  # None: any digit, drawn from p(y | known pixels before the hole)
+    num_particles: int
+    temperature: float
+    seed: int
+
+
+def completion_controls(labels: list[str], default_digit: int | None = None, key: str = "complete") -> CompletionSettings:
+    """Number of completions, the digit they are conditioned on ('any' = None), particles, temperature, seed."""
+    n = st.number_input("Completions", min_value=1, max_value=10, value=4, key=f"{key}.n")
+    options = [None] + list(range(len(labels)))
+    digit = st.selectbox("Condition on", options, index=options.index(default_digit) if default_digit in options else 0,
+                         format_func=lambda d: "any digit" if d is None else labels[d], key=f"{key}.digit",
+                         help="'any digit': each completion's digit is drawn from p(digit | pixels above the hole).")
+    with st.expander("Sampler"):
+        particles = st.number_input("Particles per completion", min_value=1, max_value=512, value=32, step=8,
+                                    key=f"{key}.particles",
+                                    help="Sequential Monte Carlo: more particles agree better with the known pixels below the hole.")
+        temperature = st.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key=f"{key}.temperature", help="0 is greedy.")
+        seed = st.number_input("Seed", min_value=0, value=0, step=1, key=f"{key}.seed")
+    return CompletionSettings(int(n), digit, int(particles), float(temperature), int(seed))

@@ -66,3 +66,87 @@ def forecast_figure(
         end = max(start + trajectories.shape[1] for trajectories, _ in forecasts.values())
         fig.update_xaxes(range=[0, end * dt])
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# MNIST
+
+DIGIT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf")  # one per class, shared by the bar chart and the curves
+GENERATED_BACKGROUND = np.array([20, 40, 90], dtype=np.float32)  # pixels the model filled in: blue paper...
+GENERATED_INK = np.array([255, 170, 40], dtype=np.float32)  # ...with orange ink
+HIDDEN = np.array([120, 30, 40], dtype=np.float32)  # pixels the model does not see
+GAP = 255  # white lines between tiles
+
+
+def digit_rgb(images: np.ndarray, known_mask: np.ndarray | None = None, hide_unknown: bool = False) -> np.ndarray:
+    """uint8 images (..., H, W) -> RGB (..., H, W, 3): known pixels in gray; unknown pixels (known_mask
+    False) hidden in dark red, or, when shown, tinted (blue background, orange ink) so that what the
+    model generated stands apart from what it was given."""
+    x = np.asarray(images, dtype=np.float32)[..., None] / 255.0
+    gray = np.repeat(x * 255.0, 3, axis=-1)
+    if known_mask is None:
+        return gray.round().astype(np.uint8)
+    unknown = ~np.asarray(known_mask, dtype=bool)
+    tinted = HIDDEN * np.ones_like(gray) if hide_unknown else GENERATED_BACKGROUND + x * (GENERATED_INK - GENERATED_BACKGROUND)
+    return np.where(unknown[..., None], tinted, gray).round().clip(0, 255).astype(np.uint8)
+
+
+def digit_grid_figure(grid: np.ndarray, col_titles=None, row_titles=None, title: str | None = None,
+                      scale: float = 4.0, gap: int = 2) -> go.Figure:
+    """Tiles (R, C, H, W) uint8 gray or (R, C, H, W, 3) RGB in one image, with optional titles above the
+    columns and left of the rows; each image pixel is drawn `scale` screen pixels wide."""
+    grid = np.asarray(grid)
+    if grid.ndim == 4:
+        grid = np.repeat(grid[..., None], 3, axis=-1)
+    R, C, H, W, _ = grid.shape
+    canvas = np.full((R * (H + gap) - gap, C * (W + gap) - gap, 3), GAP, dtype=np.uint8)
+    for r in range(R):
+        for c in range(C):
+            canvas[r * (H + gap): r * (H + gap) + H, c * (W + gap): c * (W + gap) + W] = grid[r, c]
+    fig = go.Figure(go.Image(z=canvas, hoverinfo="skip"))
+    top = (24 if col_titles is not None else 4) + (30 if title else 0)
+    left = 70 if row_titles is not None else 4
+    annotations = []
+    for c, text in enumerate(col_titles or []):
+        annotations.append(dict(x=c * (W + gap) + (W - 1) / 2, xref="x", y=1, yref="paper", yanchor="bottom",
+                                text=text, showarrow=False, font=dict(size=12)))
+    for r, text in enumerate(row_titles or []):
+        annotations.append(dict(x=0, xref="paper", xanchor="right", y=r * (H + gap) + (H - 1) / 2, yref="y",
+                                text=text, showarrow=False, font=dict(size=12)))
+    fig.update_layout(
+        title=title, annotations=annotations, template="plotly_white", margin=dict(l=left, r=4, t=top, b=4),
+        width=int(canvas.shape[1] * scale) + left + 4, height=int(canvas.shape[0] * scale) + top + 4,
+    )
+    fig.update_xaxes(visible=False, showgrid=False)
+    fig.update_yaxes(visible=False, showgrid=False)
+    return fig
+
+
+def posterior_bar_figure(probs: np.ndarray, labels, title: str | None = "p(digit | drawing)") -> go.Figure:
+    """Bars of a posterior (K,) over the classes; the most probable one is labelled with its value."""
+    probs = np.asarray(probs, dtype=float)
+    best = int(probs.argmax())
+    fig = go.Figure(go.Bar(x=list(labels), y=probs, marker_color=list(DIGIT_COLORS[: len(probs)]),
+                           text=[f"{p:.0%}" if i == best else "" for i, p in enumerate(probs)], textposition="outside",
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=title, template="plotly_white", height=320, margin=dict(l=10, r=10, t=50 if title else 10, b=10),
+                      yaxis=dict(range=[0, 1.1], title="probability"), showlegend=False)
+    return fig
+
+
+def posterior_curve_figure(posteriors: np.ndarray, labels, total: int | None = None,
+                           title: str | None = "p(digit | first pixels)") -> go.Figure:
+    """Each class's posterior (T, K) against the number of pixels observed (1..T); the x axis runs to
+    `total` (all pixels) so that a growing curve keeps its scale."""
+    posteriors = np.asarray(posteriors, dtype=float)
+    T, K = posteriors.shape
+    x = np.arange(1, T + 1)
+    fig = go.Figure()
+    for k in range(K):
+        fig.add_trace(go.Scatter(x=x, y=posteriors[:, k], name=labels[k], mode="lines",
+                                 line=dict(color=DIGIT_COLORS[k % len(DIGIT_COLORS)], width=2)))
+    fig.update_layout(title=title, template="plotly_white", height=320, margin=dict(l=10, r=10, t=50 if title else 10, b=10),
+                      xaxis=dict(title="pixels observed (raster order)", range=[1, total or max(T, 2)]),
+                      yaxis=dict(title="probability", range=[-0.02, 1.02]), legend=dict(orientation="v"))
+    return fig

@@ -66,3 +66,12 @@ def load_model(name: str):
     weights = path / WEIGHTS_NAME
     mtime = weights.stat().st_mtime if weights.is_file() else 0.0
     return _load(str(path), mtime)
+
+
+@st.cache_data(show_spinner=False)
+def mnist_gallery():
+    """The shipped gallery of 200 real MNIST test digits: images uint8 (N, 28, 28), labels int (N,)."""
+    from engine.data.mnist import load_gallery
+
+    images, labels = load_gallery()
+    return images.numpy(), labels.numpy()

@@ -21,6 +21,11 @@ PAGES = {
     "Time series": [
         st.Page("pages/fourier_forecast.py", title="Fourier forecast", icon="📈", default=True),
     ],
+    "Images (MNIST)": [
+        st.Page("pages/mnist_sample.py", title="Sample digits", icon="🎲"),
+        st.Page("pages/mnist_complete.py", title="Complete a digit", icon="🧩"),
+        st.Page("pages/mnist_guess.py", title="Guess the digit", icon="✍️"),
+    ],
 }
 
 with st.sidebar:

@@ -1,0 +1,65 @@
+"""Complete a partly hidden digit: the WaveNet fills in the unknown pixels, agreeing with the known ones
+around the hole (sequential Monte Carlo over the fast generator)."""
+
+import streamlit as st
+import torch
+
+from app import components, plots, resources
+from engine.image_tasks import complete
+
+GALLERY, DRAWING = "A gallery digit", "Your drawing"
+
+st.title("Complete a digit")
+st.caption("Hide part of a digit and let the model fill it in, pixel by pixel. Known pixels after the hole "
+           "weigh each candidate, so completions also fit what lies below the hole.")
+
+listing = resources.available_models("mnist")
+components.mnist_model_warnings(listing.usable, listing.unavailable, resources.pretrained_root())
+with st.sidebar:
+    name = components.mnist_model_picker(listing.usable, key="complete.model")
+if name is None:
+    st.stop()
+labels = components.digit_labels(listing.usable[name])
+gallery_images, gallery_labels = resources.mnist_gallery()
+with st.sidebar:
+    source = st.radio("Start from", [GALLERY, DRAWING], horizontal=True, key="complete.source")
+    if source == GALLERY:
+        row = components.gallery_picker(gallery_labels, key="complete.gallery")
+    known = components.unknown_region_controls(key="complete.mask")
+    settings = components.completion_controls(labels, key="complete")
+
+if source == GALLERY:
+    image = gallery_images[row]
+else:
+    from streamlit_drawable_canvas import st_canvas  # only inside a running page (NOTES.md)
+
+    left, right = st.columns([1, 2])
+    with left:
+        drawn = st_canvas(**components.canvas_style(), key="complete.canvas")
+        fit = st.checkbox("Center and scale like MNIST", value=True, key="complete.fit")
+    image = components.canvas_to_digit(drawn.image_data, fit=fit) if drawn.image_data is not None else None
+    if image is None:
+        right.info("Draw a digit on the black canvas (white ink); the model then completes its hidden part.")
+        st.stop()
+
+st.caption("Gray: pixels the model is given. Dark red: hidden from it. Orange on blue: filled in by the model.")
+given, results = st.columns([1, 4])
+given.plotly_chart(plots.digit_grid_figure(plots.digit_rgb(image[None, None], known, hide_unknown=True),
+                                           col_titles=["input"], scale=6), key="complete.input")
+bar = st.progress(0.0, text="Completing...")
+try:
+    model = resources.load_model(name)
+    out, digits = complete(model, image, known, settings.digit, n=settings.n, num_particles=settings.num_particles,
+                           temperature=settings.temperature, generator=torch.Generator().manual_seed(settings.seed),
+                           progress=lambda done, total: bar.progress(done / total, text=f"Completing: pixel {done} of {total}"),
+                           return_digits=True)
+except ValueError as e:
+    st.error(str(e))
+    st.stop()
+finally:
+    bar.empty()
+titles = [f"#{i + 1}" + (f" · {labels[d]}" if settings.digit is None and 0 <= d < len(labels) else "")
+          for i, d in enumerate(digits.tolist())]
+results.plotly_chart(plots.digit_grid_figure(plots.digit_rgb(out.numpy()[None], known), col_titles=titles, scale=6,
+                                             title=f"{name}: " + ("any digit" if settings.digit is None else labels[settings.digit])),
+                     key="complete.results")

@@ -1,0 +1,92 @@
+"""Guess the digit with Bayes' rule: p(digit | pixels) from the class-conditional WaveNet's likelihoods,
+live while you draw, and after every prefix of pixels in raster order."""
+
+import time
+
+import numpy as np
+import streamlit as st
+
+from app import components, plots, resources
+from engine.image_tasks import class_posterior_by_prefix
+
+REPLAY_SECONDS = 3.0  # the whole replay, row by row
+
+st.title("Guess the digit")
+st.caption("The model scores your drawing under each digit, p(pixels | digit), and Bayes' rule turns the ten "
+           "likelihoods into p(digit | pixels). Reading the pixels in raster order shows when it makes up its mind.")
+
+listing = resources.available_models("mnist")
+components.mnist_model_warnings(listing.usable, listing.unavailable, resources.pretrained_root())
+with st.sidebar:
+    name = components.mnist_model_picker(listing.usable, key="guess.model")
+if name is None:
+    st.stop()
+labels = components.digit_labels(listing.usable[name])
+if not labels:
+    st.error(f"{name} is not conditioned on the digit, so it cannot tell digits apart; pick a class-conditional model.")
+    st.stop()
+
+
+def posteriors(image):
+    """p(digit | first h pixels) (H*W, K) for one image, or None after showing the error."""
+    try:
+        return class_posterior_by_prefix(resources.load_model(name), image)[0].numpy()
+    except ValueError as e:
+        st.error(str(e))
+        return None
+
+
+@st.fragment
+def draw_and_guess():
+    from streamlit_drawable_canvas import st_canvas  # only inside a running page (NOTES.md)
+
+    left, right = st.columns([1, 2])
+    with left:
+        drawn = st_canvas(**components.canvas_style(), key="guess.canvas")
+        fit = st.checkbox("Center and scale like MNIST", value=True, key="guess.fit")
+    image = components.canvas_to_digit(drawn.image_data, fit=fit) if drawn.image_data is not None else None
+    with right:
+        if image is None:
+            st.info("Draw a digit on the black canvas (white ink). The guess updates after every stroke; "
+                    "the toolbar's bin clears the canvas.")
+            return
+        by_prefix = posteriors(image)
+        if by_prefix is None:
+            return
+        st.plotly_chart(plots.posterior_bar_figure(by_prefix[-1], labels), key="guess.bar")
+        st.plotly_chart(plots.posterior_curve_figure(by_prefix, labels), key="guess.curve")
+    with left:
+        st.plotly_chart(plots.digit_grid_figure(image[None, None], col_titles=["what the model reads (28x28)"], scale=5),
+                        key="guess.seen")
+
+
+@st.fragment
+def replay():
+    st.subheader("Replay: a gallery digit, revealed row by row")
+    images, gallery_labels = resources.mnist_gallery()
+    controls, picture, charts = st.columns([1, 1, 2])
+    with controls:
+        row = components.gallery_picker(gallery_labels, key="guess.replay")
+        play = st.button("Replay", key="guess.replay.play", type="primary")
+    image = images[row]
+    by_prefix = posteriors(image)
+    if by_prefix is None:
+        return
+    N, W = by_prefix.shape[0], image.shape[1]
+    with picture:
+        picture_slot = st.empty()
+    with charts:
+        bar_slot, curve_slot = st.empty(), st.empty()
+    for h in range(W, N + 1, W) if play else [N]:
+        seen = (np.arange(N) < h).reshape(image.shape)
+        picture_slot.plotly_chart(plots.digit_grid_figure(plots.digit_rgb(image[None, None], seen, hide_unknown=True),
+                                                          col_titles=[f"{h} of {N} pixels"], scale=5))
+        bar_slot.plotly_chart(plots.posterior_bar_figure(by_prefix[h - 1], labels, title=f"p(digit | first {h} pixels)"))
+        curve_slot.plotly_chart(plots.posterior_curve_figure(by_prefix[:h], labels, total=N))
+        if play:
+            time.sleep(REPLAY_SECONDS * W / N)
+
+
+draw_and_guess()
+st.divider()
+replay()
