@@ -169,6 +169,28 @@ def canvas_to_digit(rgba, size: int = 28, fit: bool = True, min_ink: float = 0.0
     return out.round().clip(0, 255).astype(np.uint8)
 
 
+def paint_style(image: np.ndarray) -> dict:
+    """st_canvas keyword arguments for painting over a digit (uint8 (H, W)) shown large behind the canvas."""
+    from PIL import Image
+
+    backdrop = Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((CANVAS_SIZE, CANVAS_SIZE), Image.Resampling.NEAREST)
+    return dict(stroke_width=CANVAS_STROKE, stroke_color="rgba(220, 40, 60, 0.85)", background_image=backdrop.convert("RGB"),
+                height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True)
+
+
+def painted_mask(rgba, size: int = 28, cover: float = 0.3) -> np.ndarray | None:
+    """Paint strokes (H, W, 4) RGBA on a transparent canvas -> known_mask bool (size, size), False where
+    paint covers at least `cover` of a pixel's area; None when nothing is painted."""
+    from PIL import Image
+
+    a = np.asarray(rgba)
+    if a.ndim != 3 or a.shape[2] != 4:
+        raise ValueError(f"A painted canvas must be (H, W, 4) RGBA, got shape {a.shape}.")
+    alpha = np.asarray(Image.fromarray(a[..., 3]).resize((size, size), Image.Resampling.BOX), dtype=np.float32) / 255.0
+    unknown = alpha >= cover
+    return ~unknown if unknown.any() else None
+
+
 def quantization_label(config: dict) -> str:
     """'Q=2 (binarized at 127)' / 'Q=256' from a config.json."""
     data = config.get("data", {})
@@ -228,9 +250,15 @@ def gallery_picker(labels: np.ndarray, key: str = "gallery") -> int:
     return int(rows[i - 1])
 
 
-def unknown_region_controls(height: int = 28, width: int = 28, key: str = "mask") -> np.ndarray:
-    """What the model does not see -> known_mask bool (H, W), True = known pixel."""
-    mode = st.radio("Unknown", ["Rows below a line", "Erase a region"], horizontal=True, key=f"{key}.mode")
+PAINT = "Paint it on the digit"
+
+
+def unknown_region_controls(height: int = 28, width: int = 28, key: str = "mask") -> np.ndarray | None:
+    """What the model does not see -> known_mask bool (H, W), True = known pixel; None when the user
+    chose to paint the unknown region on a canvas (the page draws it: see paint_style, painted_mask)."""
+    mode = st.radio("Unknown", ["Rows below a line", "Erase a region", PAINT], key=f"{key}.mode")
+    if mode == PAINT:
+        return None
     known = np.ones((height, width), dtype=bool)
     if mode == "Rows below a line":
         row = st.slider("Unknown from row", 0, height - 1, height // 2, key=f"{key}.row",

@@ -30,3 +30,19 @@ def shipped(names=FOURIER_MODELS) -> bool:
     """Whether pretrained/ in the repo holds these models (the real ones, trained by train.py)."""
     found = list_pretrained(ROOT / "pretrained")
     return all(name in found and found[name] is None for name in names)
+
+
+MNIST_MODELS = ("wavenet-mnist-q2", "wavenet-mnist-q256")
+
+
+def write_mnist_models(root: Path, names=MNIST_MODELS, recipe: str = "configs/smoke-mnist.json") -> Path:
+    """root/NAME/ for the MNIST stand-ins: the smoke recipe's tiny architecture, untrained, with
+    quantization read from the name's end (q2 -> Q=2, q256 -> Q=256); returns root."""
+    for seed, name in enumerate(names):
+        Q = int(name.rsplit("-q", 1)[1]) if "-q" in name else 2
+        config = load_recipe_config(ROOT / recipe, [f"--model.quantization_levels={Q}"])
+        torch.manual_seed(seed)
+        model = build_model("wavenet", config["model"])
+        data = get_recipe_class(config["task"])(config["data"], model.config).data_config()
+        save_pretrained(model, Path(root) / name, data=data)
+    return Path(root)

@@ -8,6 +8,7 @@ from app import components, plots, resources
 from engine.image_tasks import complete
 
 GALLERY, DRAWING = "A gallery digit", "Your drawing"
+TOOLBAR_PX = 28  # the canvas toolbar floats above the canvas
 
 st.title("Complete a digit")
 st.caption("Hide part of a digit and let the model fill it in, pixel by pixel. Known pixels after the hole "
@@ -28,24 +29,34 @@ with st.sidebar:
     known = components.unknown_region_controls(key="complete.mask")
     settings = components.completion_controls(labels, key="complete")
 
-if source == GALLERY:
-    image = gallery_images[row]
-else:
+if source == DRAWING or known is None:
     from streamlit_drawable_canvas import st_canvas  # only inside a running page (NOTES.md)
 
-    left, right = st.columns([1, 2])
-    with left:
+    canvas_columns = iter(st.columns(3))
+if source == GALLERY:
+    image, origin = gallery_images[row], f"MNIST test · {int(gallery_labels[row])}"
+else:
+    with next(canvas_columns):
+        st.space(TOOLBAR_PX)
         drawn = st_canvas(**components.canvas_style(), key="complete.canvas")
         fit = st.checkbox("Center and scale like MNIST", value=True, key="complete.fit")
-    image = components.canvas_to_digit(drawn.image_data, fit=fit) if drawn.image_data is not None else None
+    image, origin = components.canvas_to_digit(drawn.image_data, fit=fit) if drawn.image_data is not None else None, "your drawing"
     if image is None:
-        right.info("Draw a digit on the black canvas (white ink); the model then completes its hidden part.")
+        st.info("Draw a digit on the black canvas (white ink); the model then completes its hidden part.")
+        st.stop()
+if known is None:
+    with next(canvas_columns):
+        st.space(TOOLBAR_PX)
+        painted = st_canvas(**components.paint_style(image), key="complete.paint")
+    known = components.painted_mask(painted.image_data) if painted.image_data is not None else None
+    if known is None:
+        st.info("Paint over the part of the digit the model should not see; it then fills that part in.")
         st.stop()
 
 st.caption("Gray: pixels the model is given. Dark red: hidden from it. Orange on blue: filled in by the model.")
-given, results = st.columns([1, 4])
-given.plotly_chart(plots.digit_grid_figure(plots.digit_rgb(image[None, None], known, hide_unknown=True),
-                                           col_titles=["input"], scale=6), key="complete.input")
+given, results = st.columns([2, 4])
+shown = [[plots.digit_rgb(image), plots.digit_rgb(image, known, hide_unknown=True)]]  # one row: (1, 2, H, W, 3)
+given.plotly_chart(plots.digit_grid_figure(shown, col_titles=[origin, "input"], title="given", scale=6), key="complete.input")
 bar = st.progress(0.0, text="Completing...")
 try:
     model = resources.load_model(name)

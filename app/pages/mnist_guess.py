@@ -10,6 +10,7 @@ from app import components, plots, resources
 from engine.image_tasks import class_posterior_by_prefix
 
 REPLAY_SECONDS = 3.0  # the whole replay, row by row
+TOOLBAR_PX = 28  # the canvas toolbar floats above the canvas
 
 st.title("Guess the digit")
 st.caption("The model scores your drawing under each digit, p(pixels | digit), and Bayes' rule turns the ten "
@@ -42,6 +43,7 @@ def draw_and_guess():
 
     left, right = st.columns([1, 2])
     with left:
+        st.space(TOOLBAR_PX)
         drawn = st_canvas(**components.canvas_style(), key="guess.canvas")
         fit = st.checkbox("Center and scale like MNIST", value=True, key="guess.fit")
     image = components.canvas_to_digit(drawn.image_data, fit=fit) if drawn.image_data is not None else None
