@@ -20,13 +20,12 @@ def no_errors(page) -> None:
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
 
 
-def draw_seven(page) -> None:
-    """One stroke across the top and down to the bottom, like a 7, on the canvas's drawing layer."""
+def stroke(page, points) -> None:
+    """One mouse stroke through points (canvas pixels) on the first canvas's drawing layer."""
     canvas = page.locator('[data-testid="stMain"] canvas.upper-canvas').first
     canvas.wait_for(timeout=TIMEOUT_MS)
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
-    points = [(70, 60), (130, 58), (210, 60), (180, 120), (150, 180), (125, 240)]
     page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
     page.mouse.down()
     for x, y in points[1:]:
@@ -49,7 +48,7 @@ def test_mnist_pages_in_chromium(tmp_path):
         page.goto(f"{url}/mnist_guess")
         page.locator('[data-testid="stAlertContentInfo"]', has_text="Draw a digit").wait_for(timeout=TIMEOUT_MS)
         assert plot_titled(page, "p(digit | drawing)").count() == 0
-        draw_seven(page)
+        stroke(page, [(70, 60), (130, 58), (210, 60), (180, 120), (150, 180), (125, 240)])  # a 7
         plot_titled(page, "p(digit | drawing)").wait_for(timeout=TIMEOUT_MS)
         plot_titled(page, "p(digit | first pixels)").first.wait_for(timeout=TIMEOUT_MS)
         wait_until_idle(page)
@@ -69,5 +68,14 @@ def test_mnist_pages_in_chromium(tmp_path):
         wait_until_idle(page)
         no_errors(page)
         page.screenshot(path=str(shots / "mnist_complete.png"))
+
+        # Paint the hidden region on the digit: the paint (not the digit behind it) becomes the mask.
+        page.locator('[data-testid="stSidebar"] label', has_text="Paint it on the digit").click()
+        page.locator('[data-testid="stAlertContentInfo"]', has_text="Paint over").wait_for(timeout=TIMEOUT_MS)
+        assert plot_titled(page, ": any digit").count() == 0
+        stroke(page, [(20, 140), (260, 140), (260, 160), (20, 160)])
+        plot_titled(page, ": any digit").wait_for(timeout=TIMEOUT_MS)
+        wait_until_idle(page)
+        no_errors(page)
     for name in ("mnist_guess", "mnist_sample", "mnist_complete"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
