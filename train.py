@@ -152,7 +152,7 @@ def main(argv=None) -> int:
         seq, cond = seq.to(device), None if cond is None else cond.to(device)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss_tf, logits, inputs = teacher_forced(train_model, seq, cond)
+        loss_tf, logits, inputs = teacher_forced(model, seq, cond, forward=train_model)
         loss = loss_tf
         loss_un = None
         if cfg.unroll_weight > 0:

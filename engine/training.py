@@ -19,10 +19,11 @@ def logits_dtype(model) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
-def teacher_forced(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor | None = None):
-    """seq (B, T) levels -> (mean CE loss, logits (B, Q, T-1), layer inputs); column t predicts seq[:, t+1]."""
+def teacher_forced(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor | None = None, forward=None):
+    """seq (B, T) levels -> (mean CE loss, logits (B, Q, T-1), layer inputs); column t predicts seq[:, t+1].
+    `forward` runs the model (e.g. its DistributedDataParallel wrapper); default: the model itself."""
     Q = model.config.quantization_levels
-    logits, inputs = model(one_hot(seq[:, :-1], Q, logits_dtype(model)), cond, return_layer_inputs=True)
+    logits, inputs = (forward or model)(one_hot(seq[:, :-1], Q, logits_dtype(model)), cond, return_layer_inputs=True)
     return F.cross_entropy(logits, seq[:, 1:]), logits, inputs
 
 

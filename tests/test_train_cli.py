@@ -117,3 +117,14 @@ def test_kill_during_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mo
     assert torch.load(ckpt, weights_only=True)["step"] == 2
     monkeypatch.setattr(train.torch, "save", real_save)
     assert run(tmp_path, "--train.steps=4") == 0  # and a restart carries on from it
+
+
+def test_data_parallel_under_torchrun_with_gloo(tmp_path):
+    """Two CPU processes (gloo): gradients are averaged, rank 0 alone writes checkpoint and export."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(ROOT / "train.py"),
+            "--config", SMOKE, f"--runs={tmp_path / 'runs'}", f"--train.export_dir={tmp_path / 'export'}", "--train.steps=3"]
+    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert torch.load(tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt", weights_only=True)["step"] == 3
+    load_pretrained(tmp_path / "export" / "smoke-fourier")
