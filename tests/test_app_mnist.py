@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from app import components, plots
-from app_models import MNIST_MODELS, ROOT, write_mnist_models
+from app_models import MNIST_MODELS, ROOT, shipped, write_mnist_models
+from engine.data.mnist import load_gallery
 
 ENTRYPOINT = str(ROOT / "app" / "streamlit_app.py")
 SAMPLE, COMPLETE, GUESS = "pages/mnist_sample.py", "pages/mnist_complete.py", "pages/mnist_guess.py"
@@ -212,6 +213,25 @@ def test_one_missing_and_one_broken_model(tmp_path, monkeypatch):
     at = open_page(GUESS)
     assert not at.exception
     assert at.error and "wavenet-mnist-q2" in at.error[0].value  # listed, but it cannot load
+
+
+@pytest.mark.skipif(not shipped(MNIST_MODELS), reason="pretrained/wavenet-mnist-q2 and -q256 are not exported yet")
+@pytest.mark.parametrize("model", MNIST_MODELS)
+def test_shipped_models_read_a_gallery_digit_drawn_on_the_canvas(model, monkeypatch):
+    monkeypatch.setenv("AR_PRETRAINED_DIR", str(ROOT / "pretrained"))
+    images, labels = load_gallery()
+    seven = int((labels == 7).nonzero()[0, 0])
+    big = Image.fromarray(images[seven].numpy()).resize((280, 280), Image.Resampling.NEAREST).convert("RGBA")
+    at = open_page(GUESS)
+    at.radio(key="guess.model").set_value(model)
+    inject_drawing(at, "guess.canvas", big)
+    at.run()
+    assert not at.exception and not at.error and not at.warning
+    bar = next(f for f in figures(at) if title(f) == "p(digit | drawing)")
+    assert int(array(bar["data"][0]["y"]).argmax()) == 7
+    for page in (SAMPLE, COMPLETE):
+        at = open_page(page)
+        assert not at.exception and not at.error and not at.warning
 
 
 # --- Pure helpers ------------------------------------------------------------------------------------
