@@ -36,15 +36,16 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return low + 0.5 * (cfg.lr - low) * (1 + math.cos(math.pi * progress))
 
 
-def save_checkpoint(path: Path, step: int, model, optimizer, config: dict) -> None:
+def save_checkpoint(path: Path, step: int, model, optimizer, config: dict, seconds: float = 0.0, device: str = "cpu") -> None:
     """Atomic: a kill mid-write leaves the previous checkpoint intact."""
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "config": json.dumps(config, sort_keys=True)}, tmp)
+                "config": json.dumps(config, sort_keys=True), "seconds": seconds, "device": device}, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, model, optimizer, config: dict) -> int:
+def load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, float, str]:
+    """-> (step, training seconds so far, device it trained on); refuses anything but a checkpoint of this config."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or not a checkpoint at all (e.g. a pickle): refuse clearly
@@ -55,15 +56,39 @@ def load_checkpoint(path: Path, model, optimizer, config: dict) -> int:
         raise SystemExit(f"error: {path} was written for a different model/data config; pass --fresh to start over.")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
-    return int(ckpt["step"])
+    return int(ckpt["step"]), float(ckpt.get("seconds", 0.0)), str(ckpt.get("device", "cpu"))
 
 
-def write_card(export: Path, config: dict, recipe, metrics: dict, command: str, train_seconds: float, device: str) -> None:
+METRIC_NOTES = {
+    "teacher_forced_accuracy": "next value predicted exactly (argmax = true level), given the true past",
+    "rolling_origin_accuracy_8": "8-step greedy forecasts from 16 evenly spaced origins per curve: fraction of exact levels",
+    "mae_h1": "mean absolute error of the greedy forecast 1 step ahead, in signal units",
+    "mae_h8": "the same, 8 steps ahead", "mae_h32": "the same, 32 steps ahead", "mae_h128": "the same, 128 steps ahead",
+    "pixel_accuracy": "pixel predicted exactly (argmax = true level) given the true pixels before it and the true digit",
+    "nll_nats_per_image": "-log p(image | digit) in nats, summed over the 784 pixels",
+    "bits_per_dim": "the same in bits per pixel",
+    "bayes_accuracy": "argmax_y p(image | y) p(y) with a uniform prior = the true digit",
+}
+
+
+def training_command(argv: list[str]) -> str:
+    """The command that reproduces the run: the recipe plus overrides, without run-management flags."""
+    keep = [a for a in argv if a != "--fresh" and not a.startswith("--runs")]
+    return "python train.py " + " ".join(shlex.quote(a) for a in keep)
+
+
+def write_card(export: Path, config: dict, recipe, metrics: dict, command: str, train_seconds: float | None, device: str) -> None:
     model_cfg = config["model"]
-    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
+    rows = "\n".join(f"| {k} | {v:.4f} | {METRIC_NOTES.get(k.split('_after_')[0] if '_after_' in k else k, '')} |"
+                     for k, v in metrics.items())
+    steps = config["train"].get("steps", TrainConfig.steps)
+    took = f" in {train_seconds / 60:.0f} min" if train_seconds else ""
+    arch = ", ".join(f"{k}={json.dumps(v)}" for k, v in model_cfg.items())
+    kind = (f"conditional on {model_cfg['cond_channels']} classes ({', '.join(recipe.data_config().get('conditions', []))})"
+            if model_cfg.get("cond_channels") else "unconditional")
     text = f"""# {config['name']}
 
-WaveNet (van den Oord et al. 2016), {'conditional on ' + str(len(recipe.data_config().get('conditions', []))) + ' classes' if model_cfg.get('cond_channels') else 'unconditional'}, trained by `train.py` from `configs/{config['name']}.json`.
+WaveNet (van den Oord et al. 2016), {kind}, trained by `train.py` from `configs/{config['name']}.json`.
 
 ## How it was made
 
@@ -71,7 +96,7 @@ WaveNet (van den Oord et al. 2016), {'conditional on ' + str(len(recipe.data_con
 {command}
 ```
 
-Trained for {config['train'].get('steps', TrainConfig.steps)} steps on {device} in {train_seconds / 60:.1f} min.
+{steps} steps of batch {config['train'].get('batch_size', TrainConfig.batch_size)} on {device}{took}.
 
 ## Data
 
@@ -79,18 +104,14 @@ Trained for {config['train'].get('steps', TrainConfig.steps)} steps on {device} 
 
 ## Architecture
 
-```
-{json.dumps(model_cfg, indent=2)}
-```
-
-Receptive field R = {build_model('wavenet', model_cfg).receptive_field}.
+`{arch}`; receptive field R = {build_model('wavenet', model_cfg).receptive_field}.
 
 {config.get('notes', '')}
 
 ## Metrics (test split)
 
-| metric | value |
-|---|---|
+| metric | value | meaning |
+|---|---|---|
 {rows}
 
 Measured by `train.py` at the end of training (`recipe.evaluate(model, "test")`).
@@ -98,11 +119,20 @@ Measured by `train.py` at the end of training (`recipe.evaluate(model, "test")`)
     (export / "README.md").write_text(text)
 
 
+def export(config: dict, recipe, model, metrics: dict, argv: list[str], train_seconds: float | None, device: str) -> Path:
+    directory = Path(config["train"].get("export_dir", TrainConfig.export_dir)) / config["name"]
+    save_pretrained(model, directory, data=recipe.data_config(), metrics=metrics)
+    write_card(directory, config, recipe, metrics, training_command(argv), train_seconds, device)
+    return directory
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="a recipe, e.g. configs/wavenet-fourier.json")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in runs/NAME")
     parser.add_argument("--runs", default="runs", help="folder for checkpoints and logs")
+    parser.add_argument("--export-only", action="store_true",
+                        help="re-export pretrained/NAME from the finished run's checkpoint and logged test metrics")
     args, overrides = parser.parse_known_args(argv)
     try:
         config = load_recipe_config(args.config, overrides)
@@ -130,9 +160,21 @@ def main(argv=None) -> int:
     run_dir = Path(args.runs) / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
-    step = 0
+    step, train_seconds, trained_on = 0, 0.0, device
+    if args.export_only:
+        if not ckpt_path.exists():
+            print(f"error: --export-only needs a finished run in {run_dir}", file=sys.stderr)
+            return 2
+        step, train_seconds, trained_on = load_checkpoint(ckpt_path, model, optimizer, config)
+        logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()] if (run_dir / "metrics.jsonl").exists() else []
+        tests = [r["test"] for r in logged if "test" in r and r["step"] == step]
+        metrics = tests[-1] if tests else recipe.evaluate(model.eval(), "test", device)
+        directory = export(config, recipe, model, metrics, [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--export-only"],
+                           train_seconds or None, trained_on)
+        print(json.dumps({"exported": str(directory), "step": step, "test": metrics}, indent=2))
+        return 0
     if ckpt_path.exists() and not args.fresh:
-        step = load_checkpoint(ckpt_path, model, optimizer, config)
+        step, train_seconds, trained_on = load_checkpoint(ckpt_path, model, optimizer, config)
         if rank == 0:
             print(f"resuming {config['name']} from step {step}", file=sys.stderr)
     train_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
@@ -186,18 +228,16 @@ def main(argv=None) -> int:
                 log.flush()
                 tqdm.write(f"step {step} val " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save_checkpoint(ckpt_path, step, model, optimizer, config)
+                save_checkpoint(ckpt_path, step, model, optimizer, config, train_seconds + time.time() - started, device)
     bar.close()
     if rank == 0:
         metrics = recipe.evaluate(model, "test", device)
         log.write(json.dumps({"step": step, "test": metrics}) + "\n")
         log.close()
         writer.close()
-        export = Path(cfg.export_dir) / config["name"]
-        save_pretrained(model, export, data=recipe.data_config(), metrics=metrics)
-        command = "python train.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        write_card(export, config, recipe, metrics, command, time.time() - started, device)
-        print(json.dumps({"exported": str(export), "test": metrics}, indent=2))
+        seconds = train_seconds + time.time() - started
+        directory = export(config, recipe, model, metrics, argv if argv is not None else sys.argv[1:], seconds, device)
+        print(json.dumps({"exported": str(directory), "test": metrics}, indent=2))
     if distributed:
         dist.destroy_process_group()
     return 0

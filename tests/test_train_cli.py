@@ -128,3 +128,14 @@ def test_data_parallel_under_torchrun_with_gloo(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert torch.load(tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt", weights_only=True)["step"] == 3
     load_pretrained(tmp_path / "export" / "smoke-fourier")
+
+
+def test_export_only_rebuilds_the_model_folder_from_the_finished_run(tmp_path):
+    assert run(tmp_path) == 0
+    folder = tmp_path / "export" / "smoke-fourier"
+    before = load_pretrained(folder).metrics
+    (folder / "README.md").unlink()
+    (folder / "model.safetensors").unlink()
+    assert run(tmp_path, "--export-only") == 0
+    assert load_pretrained(folder).metrics == before
+    assert "python train.py --config" in (folder / "README.md").read_text()
