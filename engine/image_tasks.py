@@ -105,6 +105,8 @@ def _check_images(images, H: int, W: int) -> torch.Tensor:
         if torch.isnan(x).any():
             raise ValueError("images contain NaN values.")
         x = x.round()
+    else:
+        x = x.long()  # compare in a wide type: 255 does not fit int8, and an int8 comparison would wrap
     if x.min() < 0 or x.max() > 255:
         raise ValueError(f"Pixel values must lie in 0..255, got {x.min().item()}..{x.max().item()}.")
     return x.to(torch.uint8)
