@@ -4,7 +4,8 @@
 
 Part 1, as in cheind/autoregressive's published plot: kernel 2, dilations 1, 2, 4, ..., so R = 2..8192;
 64 channels, Q=8, batch 32, 256 steps. Part 2: the MNIST-sized model (dilations 1..256, 1..64, 1..32,
-residual 32, skip 1024, head 512, input kernel 3, Q=2, 10 conditions, B=10, R=704).
+residual 32, skip 1024, head 512, input kernel 3, Q=2, 10 conditions, B=10, R=704). Part 3: what the
+Fourier page asks of the shipped model: 20 trajectories x 500 steps with engine.tasks.forecast.
 Both generators are primed with a full-receptive-field prefix (the naive one's steady state). A naive
 run stops after --budget seconds; its per-step mean is over the steps it took. Prints a table and
 writes bench/results/generation.{json,html}.
@@ -50,11 +51,13 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=256)
     parser.add_argument("--budget", type=float, default=10.0, help="seconds per naive measurement")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--parts", default="sweep,mnist,forecast", help="comma-separated: sweep, mnist, forecast")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    parts = set(args.parts.split(","))
     rows = []
     with torch.no_grad():
-        for n in range(1, args.max_log2 + 1):
+        for n in range(1, args.max_log2 + 1) if "sweep" in parts else []:
             torch.manual_seed(0)
             cfg = WaveNetConfig(quantization_levels=8, residual_channels=64, skip_channels=64, head_channels=64,
                                 dilations=[2**i for i in range(n)], kernel_size=2, input_kernel_size=1)
@@ -65,6 +68,10 @@ def main(argv=None) -> int:
                          "fast_steps": fast_n, "naive_steps": naive_n})
             print(f"R={cfg.receptive_field:5d}  fast {fast * 1e3:8.2f} ms/step  naive {naive * 1e3:9.2f} ms/step  "
                   f"ratio {naive / fast:7.1f}x", flush=True)
+        if "forecast" in parts:
+            rows.append(time_forecast())
+        if "mnist" not in parts:
+            return write(rows, args)
         d = [2**i for i in range(9)] + [2**i for i in range(7)] + [2**i for i in range(6)]
         torch.manual_seed(0)
         cfg = WaveNetConfig(quantization_levels=2, residual_channels=32, skip_channels=1024, head_channels=512,
@@ -77,6 +84,28 @@ def main(argv=None) -> int:
                      "fast_steps": fast_n, "naive_steps": naive_n})
         print(f"MNIST-sized (R={cfg.receptive_field}, B=10, skip 1024, head 512): fast {fast * 1e3:.2f} ms/step, "
               f"naive {naive * 1e3:.2f} ms/step, ratio {naive / fast:.1f}x; 784 pixels: {fast * 784:.2f} s fast")
+    return write(rows, args)
+
+
+def time_forecast(name: str = "wavenet-fourier", trajectories: int = 20, steps: int = 500, repeats: int = 3) -> dict:
+    from engine import load_pretrained
+    from engine.data.fourier import fourier_series
+    from engine.tasks import forecast
+
+    model = load_pretrained(Path(__file__).resolve().parents[1] / "pretrained" / name)
+    dt = model.data_config["dt"]
+    observed = fourier_series(torch.arange(300).numpy() * dt, [0.8, -0.3, 0.1], [0.0, 1.0, 2.0], period=6.0)
+    times = []
+    for r in range(repeats + 1):
+        start = time.perf_counter()
+        forecast(model, observed, steps, trajectories, condition=1, temperature=1.0, generator=torch.Generator().manual_seed(r))
+        times.append(time.perf_counter() - start)
+    best = min(times[1:])
+    print(f"{name}: forecast of {trajectories} trajectories x {steps} steps (300 observed): {best:.3f} s (best of {repeats})")
+    return {"model": name, "trajectories": trajectories, "steps": steps, "forecast_s": best}
+
+
+def write(rows: list[dict], args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"threads": args.threads, "torch": torch.__version__, "device": "cpu"}
@@ -85,6 +114,8 @@ def main(argv=None) -> int:
         import plotly.graph_objects as go
 
         sweep = [r for r in rows if r["model"] == "sweep"]
+        if not sweep:
+            return 0
         fig = go.Figure()
         fig.add_scatter(x=[r["R"] for r in sweep], y=[r["naive_s"] for r in sweep], name="naive", mode="lines+markers")
         fig.add_scatter(x=[r["R"] for r in sweep], y=[r["fast_s"] for r in sweep], name="fast (queues)", mode="lines+markers")
