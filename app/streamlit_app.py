@@ -14,23 +14,23 @@ import streamlit as st  # noqa: E402
 
 from app import resources  # noqa: E402
 
-st.set_page_config(page_title="Autoregressive models", page_icon="〰️", layout="wide")
+st.set_page_config(page_title="Autoregressive models", page_icon=":material/timeline:", layout="wide")
 
-# Titles and order live here; add a page with one line.
+# Titles and order live here; add a page with one line. Material icons render without emoji fonts.
 PAGES = {
     "Time series": [
-        st.Page("pages/fourier_forecast.py", title="Fourier forecast", icon="📈", default=True),
+        st.Page("pages/fourier_forecast.py", title="Fourier forecast", icon=":material/show_chart:", default=True),
     ],
     "Images (MNIST)": [
-        st.Page("pages/mnist_sample.py", title="Sample digits", icon="🎲"),
-        st.Page("pages/mnist_complete.py", title="Complete a digit", icon="🧩"),
-        st.Page("pages/mnist_guess.py", title="Guess the digit", icon="✍️"),
+        st.Page("pages/mnist_sample.py", title="Sample digits", icon=":material/casino:"),
+        st.Page("pages/mnist_complete.py", title="Complete a digit", icon=":material/extension:"),
+        st.Page("pages/mnist_guess.py", title="Guess the digit", icon=":material/draw:"),
     ],
 }
 
 with st.sidebar:
-    st.markdown("**Autoregressive models you can touch**: WaveNet trained on Fourier series, "
-                "sampled step by step.")
+    st.markdown("**Autoregressive models you can touch**: WaveNets trained on Fourier series and "
+                "MNIST digits, sampled one step at a time.")
     st.caption(f"Device: {resources.device_label()} · models from `{resources.pretrained_root()}`")
 
 st.navigation(PAGES).run()
