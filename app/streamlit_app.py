@@ -19,12 +19,12 @@ st.set_page_config(page_title="Autoregressive models", page_icon=":material/time
 # Titles and order live here; add a page with one line. Material icons render without emoji fonts.
 PAGES = {
     "Time series": [
-        st.Page("pages/fourier_forecast.py", title="Fourier forecast", icon=":material/show_chart:", default=True),
+        st.Page("views/fourier_forecast.py", title="Fourier forecast", icon=":material/show_chart:", default=True),
     ],
     "Images (MNIST)": [
-        st.Page("pages/mnist_sample.py", title="Sample digits", icon=":material/casino:"),
-        st.Page("pages/mnist_complete.py", title="Complete a digit", icon=":material/extension:"),
-        st.Page("pages/mnist_guess.py", title="Guess the digit", icon=":material/draw:"),
+        st.Page("views/mnist_sample.py", title="Sample digits", icon=":material/casino:"),
+        st.Page("views/mnist_complete.py", title="Complete a digit", icon=":material/extension:"),
+        st.Page("views/mnist_guess.py", title="Guess the digit", icon=":material/draw:"),
     ],
 }
 

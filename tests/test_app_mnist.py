@@ -16,7 +16,7 @@ from app_models import MNIST_MODELS, ROOT, shipped, write_mnist_models
 from engine.data.mnist import load_gallery
 
 ENTRYPOINT = str(ROOT / "app" / "streamlit_app.py")
-SAMPLE, COMPLETE, GUESS = "pages/mnist_sample.py", "pages/mnist_complete.py", "pages/mnist_guess.py"
+SAMPLE, COMPLETE, GUESS = "views/mnist_sample.py", "views/mnist_complete.py", "views/mnist_guess.py"
 
 
 @pytest.fixture

@@ -40,12 +40,10 @@ def test_mnist_pages_in_chromium(tmp_path):
         env, shots = {"AR_PRETRAINED_DIR": str(write_mnist_models(tmp_path / "pretrained"))}, tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     with chromium_page() as page, streamlit_server(env) as url:
-        # The root first: until the entrypoint has run once, Streamlit treats app/pages/ as an old-style
-        # pages folder and a deep link would run the page file without the entrypoint's navigation.
-        page.goto(url)
-        page.locator('[data-testid="stSidebarNav"]', has_text="Guess the digit").wait_for(timeout=TIMEOUT_MS)
-
+        # A deep link as the very first request: pages live in app/views/, not app/pages/, so Streamlit
+        # never falls back to its old pages-folder mode and the entrypoint's navigation always runs.
         page.goto(f"{url}/mnist_guess")
+        page.locator('[data-testid="stSidebarNav"]', has_text="Fourier forecast").wait_for(timeout=TIMEOUT_MS)
         page.locator('[data-testid="stAlertContentInfo"]', has_text="Draw a digit").wait_for(timeout=TIMEOUT_MS)
         assert plot_titled(page, "p(digit | drawing)").count() == 0
         stroke(page, [(70, 60), (130, 58), (210, 60), (180, 120), (150, 180), (125, 240)])  # a 7
