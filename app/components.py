@@ -9,40 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from engine.data.fourier import fourier_series
-
-
-@dataclass(frozen=True)
-class FourierCurve:
-    """One curve y(t) = bias/2 + sum_n a_n cos(2 pi n t / P + phi_n) + trend t + noise, sampled
-    `length` times every `dt` seconds."""
-
-    period: float
-    coeffs: tuple[float, ...]
-    phases: tuple[float, ...]
-    bias: float = 0.0
-    trend: float = 0.0
-    noise: float = 0.0
-    dt: float = 0.02
-    length: int = 2048
-    noise_seed: int = 0
-
-    def values(self) -> tuple[np.ndarray, np.ndarray]:
-        """-> t (T,), y (T,)."""
-        if self.length < 1 or not self.dt > 0:
-            raise ValueError(f"The curve needs at least one sample and dt > 0 (got length {self.length}, dt {self.dt}).")
-        t = np.arange(self.length) * self.dt
-        y = fourier_series(t, self.coeffs, self.phases, self.period, self.bias, self.trend)
-        if self.noise > 0:
-            y = y + np.random.default_rng(self.noise_seed).normal(0.0, self.noise, size=y.shape)
-        return t, y
-
-    def observed(self, n: int) -> np.ndarray:
-        """The first n samples (T0,); raises ValueError when the curve is shorter than that."""
-        if n > self.length:
-            raise ValueError(f"The curve has {self.length} samples, so you cannot observe {n}. "
-                             f"Lower the number of observed samples or make the curve longer.")
-        return self.values()[1][:n]
+from engine.data.fourier import FourierCurve
 
 
 @dataclass(frozen=True)

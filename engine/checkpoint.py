@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.models import MODEL_REGISTRY, build_model
@@ -100,13 +101,28 @@ def load_pretrained(directory, device: str | torch.device = "cpu"):
     return model.to(device).eval()
 
 
+def check_folder(directory) -> None:
+    """Cheap checks for listing: config.json is valid and the weights file exists with a readable
+    header (tensors are not read; load_pretrained does the strict check). Raises ValueError."""
+    directory = Path(directory)
+    read_config(directory)
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ValueError(f"{directory} has no {WEIGHTS_NAME}.")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            f.keys()
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{weights} is corrupt or truncated and cannot be read: {e}") from None
+
+
 def list_pretrained(root="pretrained") -> dict[str, str | None]:
-    """Every model folder under root -> None if it loads, else the reason it does not."""
+    """Every model folder under root -> None if it looks loadable, else the reason it is not."""
     root = Path(root)
     found = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         try:
-            read_config(d)
+            check_folder(d)
             found[d.name] = None
         except ValueError as e:
             found[d.name] = str(e)

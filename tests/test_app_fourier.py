@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -86,10 +87,17 @@ def test_prior_mode_side_by_side(pretrained):
 def test_greedy_with_one_model_and_unavailable_models_reported(pretrained):
     (pretrained / "broken").mkdir()
     (pretrained / "broken" / "config.json").write_text("{not json")
-    (pretrained / "wavenet-fourier-unrolled" / "model.safetensors").write_bytes(b"truncated")
+    from safetensors.torch import save_file
+
+    # Weights that are a valid safetensors file of the wrong tensors: listed, but loading fails.
+    save_file({"x": torch.zeros(1)}, str(pretrained / "wavenet-fourier-unrolled" / "model.safetensors"))
+    (pretrained / "truncated").mkdir()
+    (pretrained / "truncated" / "config.json").write_text((pretrained / "wavenet-fourier" / "config.json").read_text())
+    (pretrained / "truncated" / "model.safetensors").write_bytes(b"truncated")
     at = run_app()
     assert not at.exception
     assert any("broken" in c.value and "unavailable" in c.value for c in at.caption)
+    assert any("truncated" in c.value and "corrupt" in c.value for c in at.caption)
     # A model that is listed but cannot load: the other one still plots, the failure is an error.
     assert len(at.error) == 1 and "wavenet-fourier-unrolled" in at.error[0].value
     assert "wavenet-fourier: mean" in trace_names(at)

@@ -86,5 +86,8 @@ def test_list_pretrained_reports_broken_folders(tmp_path):
     save_pretrained(tiny(), tmp_path / "good")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text(json.dumps({"format_version": 7}))
+    save_pretrained(tiny(), tmp_path / "truncated")
+    weights = tmp_path / "truncated" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:20])
     found = list_pretrained(tmp_path)
-    assert found["good"] is None and "format_version" in found["bad"]
+    assert found["good"] is None and "format_version" in found["bad"] and "corrupt" in found["truncated"]

@@ -42,3 +42,16 @@ def test_bad_params_are_clear_errors():
         FourierParams(terms=(3, 1))
     with pytest.raises(ValueError, match="split"):
         make_curves(FourierParams(num_curves=2, length=4), "holdout")
+
+
+def test_a_single_curve_and_its_observed_prefix():
+    from engine.data.fourier import FourierCurve
+
+    curve = FourierCurve(period=5.0, coeffs=(1.0,), phases=(0.0,), dt=0.5, length=20, noise=0.1, noise_seed=3)
+    t, y = curve.values()
+    assert t.shape == y.shape == (20,) and np.array_equal(y, curve.values()[1])  # seeded noise
+    assert np.array_equal(curve.observed(7), y[:7])
+    with pytest.raises(ValueError, match="cannot observe 21"):
+        curve.observed(21)
+    with pytest.raises(ValueError, match="dt > 0"):
+        FourierCurve(period=5.0, coeffs=(1.0,), phases=(0.0,), dt=0.0).values()

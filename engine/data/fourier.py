@@ -95,6 +95,39 @@ def make_curves(params: FourierParams, split: str = "train") -> tuple[torch.Tens
     return torch.from_numpy(values), torch.from_numpy(conditions)
 
 
+@dataclass(frozen=True)
+class FourierCurve:
+    """One curve y(t) = bias/2 + sum_n a_n cos(2 pi n t / P + phi_n) + trend t + noise, sampled
+    `length` times every `dt` seconds."""
+
+    period: float
+    coeffs: tuple[float, ...]
+    phases: tuple[float, ...]
+    bias: float = 0.0
+    trend: float = 0.0
+    noise: float = 0.0
+    dt: float = 0.02
+    length: int = 2048
+    noise_seed: int = 0
+
+    def values(self) -> tuple[np.ndarray, np.ndarray]:
+        """-> t (T,), y (T,)."""
+        if self.length < 1 or not self.dt > 0:
+            raise ValueError(f"The curve needs at least one sample and dt > 0 (got length {self.length}, dt {self.dt}).")
+        t = np.arange(self.length) * self.dt
+        y = fourier_series(t, self.coeffs, self.phases, self.period, self.bias, self.trend)
+        if self.noise > 0:
+            y = y + np.random.default_rng(self.noise_seed).normal(0.0, self.noise, size=y.shape)
+        return t, y
+
+    def observed(self, n: int) -> np.ndarray:
+        """The first n samples (T0,); raises ValueError when the curve is shorter than that."""
+        if n > self.length:
+            raise ValueError(f"The curve has {self.length} samples, so you cannot observe {n}. "
+                             f"Lower the number of observed samples or make the curve longer.")
+        return self.values()[1][:n]
+
+
 def period_to_condition(period: float, periods: list[float]) -> int:
     """The condition index of a period; raises ValueError for a period the model was not trained on."""
     for k, p in enumerate(periods):
