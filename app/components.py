@@ -187,6 +187,14 @@ def mnist_model_picker(usable: dict[str, dict], key: str = "mnist.model") -> str
     return st.radio("Model", names, key=key, format_func=lambda n: f"{n} · {quantization_label(usable[n])}")
 
 
+def choose_mnist_model(listing, root, key: str) -> str | None:
+    """Warnings for missing or broken MNIST models, then the model picker in the sidebar; None when
+    no MNIST model can be used (the page then stops)."""
+    mnist_model_warnings(listing.usable, listing.unavailable, root)
+    with st.sidebar:
+        return mnist_model_picker(listing.usable, key=key)
+
+
 def digit_labels(config: dict) -> list[str]:
     """What each condition index means, from config.json ('digit 0'..'digit 9'); [] when unconditional."""
     return list(config.get("data", {}).get("conditions") or [])

@@ -15,9 +15,7 @@ st.caption("Hide part of a digit and let the model fill it in, pixel by pixel. K
            "weigh each candidate, so completions also fit what lies below the hole.")
 
 listing = resources.available_models("mnist")
-components.mnist_model_warnings(listing.usable, listing.unavailable, resources.pretrained_root())
-with st.sidebar:
-    name = components.mnist_model_picker(listing.usable, key="complete.model")
+name = components.choose_mnist_model(listing, resources.pretrained_root(), key="complete.model")
 if name is None:
     st.stop()
 labels = components.digit_labels(listing.usable[name])

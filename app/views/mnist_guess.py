@@ -17,9 +17,7 @@ st.caption("The model scores your drawing under each digit, p(pixels | digit), a
            "likelihoods into p(digit | pixels). Reading the pixels in raster order shows when it makes up its mind.")
 
 listing = resources.available_models("mnist")
-components.mnist_model_warnings(listing.usable, listing.unavailable, resources.pretrained_root())
-with st.sidebar:
-    name = components.mnist_model_picker(listing.usable, key="guess.model")
+name = components.choose_mnist_model(listing, resources.pretrained_root(), key="guess.model")
 if name is None:
     st.stop()
 labels = components.digit_labels(listing.usable[name])

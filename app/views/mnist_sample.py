@@ -13,9 +13,7 @@ st.caption("The model writes each digit one pixel at a time, row by row, each pi
            "p(pixel | pixels so far, digit). Column titles name the digit the model was asked for.")
 
 listing = resources.available_models("mnist")
-components.mnist_model_warnings(listing.usable, listing.unavailable, resources.pretrained_root())
-with st.sidebar:
-    name = components.mnist_model_picker(listing.usable)
+name = components.choose_mnist_model(listing, resources.pretrained_root(), key="mnist.model")
 if name is None:
     st.stop()
 labels = components.digit_labels(listing.usable[name])
