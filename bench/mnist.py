@@ -40,12 +40,16 @@ def seconds(call, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_model(model, images: torch.Tensor, labels: torch.Tensor) -> dict:
+def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None) -> dict:
+    """images None: quality is read from config.json (train.py measured it with the same evaluate_mnist)."""
     dc = model.data_config
     Q = model.config.quantization_levels
     started = time.perf_counter()
-    metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels,
-                             start_value=int(dc.get("start_value", 0)))
+    if images is None:
+        metrics = dict(model.metrics)
+    else:
+        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels,
+                                 start_value=int(dc.get("start_value", 0)))
     eval_s = time.perf_counter() - started
     gallery, _ = load_gallery()
     mask = torch.ones(28, 28, dtype=torch.bool)
@@ -54,7 +58,7 @@ def bench_model(model, images: torch.Tensor, labels: torch.Tensor) -> dict:
     class_posterior_by_prefix(model, gallery[0])  # warm-up
     latency = {
         "class_posterior_by_prefix_1_image_s": seconds(lambda: class_posterior_by_prefix(model, gallery[0]), 5),
-        "sample_10_digits_s": seconds(lambda: sample_images(model, list(range(10)), 1, generator=g), 1),
+        "sample_10_digits_s": seconds(lambda: sample_images(model, list(range(10)), 1, generator=g), 3),
         "complete_bottom_half_n4_p32_s": seconds(lambda: complete(model, gallery[0], mask, None, n=4, num_particles=32, generator=g), 1),
     }
     return {"quantization": dc.get("quantization", {}), "metrics": metrics, "latency": latency,
@@ -68,24 +72,29 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models", nargs="*", help="model folders (default: pretrained/wavenet-mnist*)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "mnist.json"))
+    parser.add_argument("--latency-only", action="store_true",
+                        help="take the test-set figures from each model's config.json (train.py's final evaluation)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     folders = [Path(m) for m in args.models] if args.models else sorted((ROOT / "pretrained").glob("wavenet-mnist*"))
     if not folders:
         print("No MNIST models found (pretrained/wavenet-mnist*); train one with train.py or pass --models.", file=sys.stderr)
         return 1
-    try:
-        images, labels = load_split(args.data_dir, "test")
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.limit:
-        images, labels = images[:args.limit], labels[:args.limit]
+    images = labels = None
+    if not args.latency_only:
+        try:
+            images, labels = load_split(args.data_dir, "test")
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if args.limit:
+            images, labels = images[:args.limit], labels[:args.limit]
     results = {}
     for folder in folders:
         model = load_pretrained(folder)
         results[folder.name] = bench_model(model, images, labels)
-        print(f"{folder.name}: evaluated {len(labels)} images in {results[folder.name]['evaluation_s']:.0f} s", file=sys.stderr)
+        if labels is not None:
+            print(f"{folder.name}: evaluated {len(labels)} images in {results[folder.name]['evaluation_s']:.0f} s", file=sys.stderr)
 
     names = list(results)
     rows = [("quantization levels Q", lambda r: str(r["quantization"].get("levels", "?")))]
@@ -95,7 +104,8 @@ def main(argv=None) -> int:
         rows.append((key, lambda r, key=key: f"{r['latency'][key]:.3f}"))
     table = [[""] + names] + [[key] + [fmt(results[n]) for n in names] for key, fmt in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    print(f"MNIST test set, {len(labels)} images, {args.threads} CPU thread(s); latencies in seconds")
+    n_images = len(labels) if labels is not None else "10000 (from config.json)"
+    print(f"MNIST test set, {n_images} images, {args.threads} CPU thread(s); latencies in seconds")
     for row in table:
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     for n in names:
@@ -103,7 +113,7 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"test_images": len(labels), "threads": args.threads, "torch": torch.__version__, "device": "cpu",
+    meta = {"test_images": n_images, "threads": args.threads, "torch": torch.__version__, "device": "cpu",
             "prior": "uniform", "prefix_order": "raster"}
     out.write_text(json.dumps({"meta": meta, "models": results}, indent=2) + "\n")
     print(f"wrote {out}")
