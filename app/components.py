@@ -3,6 +3,7 @@ read as widgets -> values -> engine call -> plot."""
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
@@ -96,9 +97,31 @@ def canvas_style() -> dict:
                 height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True)
 
 
-def canvas_to_digit(rgba, size: int = 28, fit: bool = True, min_ink: float = 0.02) -> np.ndarray | None:
+CANVAS_COVERED = ("The canvas is completely covered, so there is no digit to read: draw a digit in white on the "
+                  "black canvas (the toolbar's bin clears it).")
+
+
+def canvas_rgba(result) -> np.ndarray | None:
+    """What a canvas (st_canvas result with return_image_data=True) holds as (H, W, 4) uint8 RGBA, whatever
+    PNG mode it arrived in (gray, palette, ...); None before it sends anything. `result.image_data` alone
+    would hand over palette indices as if they were gray levels."""
+    from PIL import Image, UnidentifiedImageError
+
+    raw = result.image_bytes
+    if raw is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            return np.asarray(img.convert("RGBA"))
+    except (UnidentifiedImageError, OSError):
+        raise ValueError("The canvas sent an image that cannot be read; clear it and draw again.") from None
+
+
+def canvas_to_digit(rgba, size: int = 28, fit: bool = True, min_ink: float = 0.02, max_cover: float = 0.9) -> np.ndarray | None:
     """A canvas image (H, W, 4) uint8 RGBA (or (H, W) gray) -> uint8 (size, size) with 0 = background,
-    255 = ink, or None when nothing is drawn (no pixel reaches min_ink of full ink).
+    255 = ink, or None when nothing is drawn (rgba None, or no pixel reaches min_ink of full ink).
+    Raises ValueError (CANVAS_COVERED) when ink covers more than max_cover of the canvas: a digit never
+    does, and scaled to MNIST's frame such a canvas would read as a meaningless solid block.
 
     The drawing is composited over black (so white ink on a black or on a transparent background both
     read as ink) and downsampled by area averaging. With fit=True it is framed the way MNIST framed its
@@ -106,6 +129,8 @@ def canvas_to_digit(rgba, size: int = 28, fit: bool = True, min_ink: float = 0.0
     mass sits in the middle."""
     from PIL import Image
 
+    if rgba is None:
+        return None
     a = np.asarray(rgba)
     if a.ndim == 3 and a.shape[2] in (3, 4):
         rgb = a[..., :3].astype(np.float32)
@@ -118,6 +143,8 @@ def canvas_to_digit(rgba, size: int = 28, fit: bool = True, min_ink: float = 0.0
         raise ValueError(f"A canvas image must be (H, W, 4) RGBA or (H, W) gray, got shape {a.shape}.")
     if gray.size == 0 or gray.max() < min_ink * 255:
         return None
+    if (gray >= min_ink * 255).mean() > max_cover:
+        raise ValueError(CANVAS_COVERED)
     if not fit:
         img = Image.fromarray(gray.clip(0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.BOX)
         return np.asarray(img, dtype=np.uint8)
@@ -147,9 +174,11 @@ def paint_style(image: np.ndarray) -> dict:
 
 def painted_mask(rgba, size: int = 28, cover: float = 0.3) -> np.ndarray | None:
     """Paint strokes (H, W, 4) RGBA on a transparent canvas -> known_mask bool (size, size), False where
-    paint covers at least `cover` of a pixel's area; None when nothing is painted."""
+    paint covers at least `cover` of a pixel's area; None when nothing is painted (or rgba is None)."""
     from PIL import Image
 
+    if rgba is None:
+        return None
     a = np.asarray(rgba)
     if a.ndim != 3 or a.shape[2] != 4:
         raise ValueError(f"A painted canvas must be (H, W, 4) RGBA, got shape {a.shape}.")

@@ -38,7 +38,11 @@ else:
         st.space(TOOLBAR_PX)
         drawn = st_canvas(**components.canvas_style(), key="complete.canvas")
         fit = st.checkbox("Center and scale like MNIST", value=True, key="complete.fit")
-    image, origin = components.canvas_to_digit(drawn.image_data, fit=fit) if drawn.image_data is not None else None, "your drawing"
+    try:
+        image, origin = components.canvas_to_digit(components.canvas_rgba(drawn), fit=fit), "your drawing"
+    except ValueError as e:  # a covered or unreadable canvas: say so instead of completing a solid block
+        st.warning(str(e))
+        st.stop()
     if image is None:
         st.info("Draw a digit on the black canvas (white ink); the model then completes its hidden part.")
         st.stop()
@@ -46,7 +50,11 @@ if known is None:
     with next(canvas_columns):
         st.space(TOOLBAR_PX)
         painted = st_canvas(**components.paint_style(image), key="complete.paint")
-    known = components.painted_mask(painted.image_data) if painted.image_data is not None else None
+    try:
+        known = components.painted_mask(components.canvas_rgba(painted))
+    except ValueError as e:
+        st.warning(str(e))
+        st.stop()
     if known is None:
         st.info("Paint over the part of the digit the model should not see; it then fills that part in.")
         st.stop()

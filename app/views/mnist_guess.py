@@ -44,8 +44,12 @@ def draw_and_guess():
         st.space(TOOLBAR_PX)
         drawn = st_canvas(**components.canvas_style(), key="guess.canvas")
         fit = st.checkbox("Center and scale like MNIST", value=True, key="guess.fit")
-    image = components.canvas_to_digit(drawn.image_data, fit=fit) if drawn.image_data is not None else None
     with right:
+        try:
+            image = components.canvas_to_digit(components.canvas_rgba(drawn), fit=fit)
+        except ValueError as e:  # a covered or unreadable canvas: say so instead of guessing
+            st.warning(str(e))
+            return
         if image is None:
             st.info("Draw a digit on the black canvas (white ink). The guess updates after every stroke; "
                     "the toolbar's bin clears the canvas.")
