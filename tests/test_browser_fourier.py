@@ -1,5 +1,6 @@
-"""The Fourier page in a real browser: it renders the forecast chart with no exception, and its
-screenshot (docs/fourier.png, shown in the README) is taken from the shipped models."""
+"""The Fourier page in a real browser: it renders the forecast chart with no exception, its screenshot
+(docs/fourier.png, shown in the README) is taken from the shipped models, and a slider moved in the
+sidebar reaches the sampler."""
 
 from pathlib import Path
 
