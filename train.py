@@ -44,6 +44,9 @@ def save_checkpoint(path: Path, step: int, model, optimizer, config: dict, secon
     os.replace(tmp, path)
 
 
+EVAL_ONLY_KEYS = {"eval_val_images", "eval_test_images", "eval_batch_images", "val_curves", "test_curves"}
+
+
 def load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, float, str]:
     """-> (step, training seconds so far, device it trained on); refuses anything but a checkpoint of this config."""
     try:
@@ -52,7 +55,9 @@ def load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, fl
         raise SystemExit(f"error: {path} cannot be read as a training checkpoint ({type(e).__name__}: {e}). "
                          f"Delete it or pass --fresh.") from None
     saved = json.loads(ckpt["config"])
-    if saved["model"] != config["model"] or saved["data"] != config["data"]:
+    def training_data(d):  # evaluation sizes do not change what was trained
+        return {k: v for k, v in d.items() if k not in EVAL_ONLY_KEYS}
+    if saved["model"] != config["model"] or training_data(saved["data"]) != training_data(config["data"]):
         raise SystemExit(f"error: {path} was written for a different model/data config; pass --fresh to start over.")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -79,8 +84,14 @@ def training_command(argv: list[str]) -> str:
 
 def write_card(export: Path, config: dict, recipe, metrics: dict, command: str, train_seconds: float | None, device: str) -> None:
     model_cfg = config["model"]
-    rows = "\n".join(f"| {k} | {v:.4f} | {METRIC_NOTES.get(k.split('_after_')[0] if '_after_' in k else k, '')} |"
-                     for k, v in metrics.items())
+    def meaning(key: str) -> str:
+        if "_after_" in key:
+            return f"the same, reading only the first {key.rsplit('_', 1)[1].replace('pct', '%')} of the pixels (raster order)"
+        return METRIC_NOTES.get(key, "").replace("|", "\\|")
+
+    rows = "\n".join(f"| {k} | {v:.4f} | {meaning(k)} |" for k, v in metrics.items())
+    subset = config["data"].get("eval_test_images") or config["data"].get("test_curves")
+    scope = f", {subset} {'images' if 'eval_test_images' in config['data'] else 'curves'}" if subset else ""
     steps = config["train"].get("steps", TrainConfig.steps)
     took = f" in {train_seconds / 60:.0f} min" if train_seconds else ""
     arch = ", ".join(f"{k}={json.dumps(v)}" for k, v in model_cfg.items())
@@ -108,7 +119,7 @@ WaveNet (van den Oord et al. 2016), {kind}, trained by `train.py` from `configs/
 
 {config.get('notes', '')}
 
-## Metrics (test split)
+## Metrics (test split{scope})
 
 | metric | value | meaning |
 |---|---|---|
@@ -167,8 +178,13 @@ def main(argv=None) -> int:
             return 2
         step, train_seconds, trained_on = load_checkpoint(ckpt_path, model, optimizer, config)
         logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()] if (run_dir / "metrics.jsonl").exists() else []
-        tests = [r["test"] for r in logged if "test" in r and r["step"] == step]
-        metrics = tests[-1] if tests else recipe.evaluate(model.eval(), "test", device)
+        tests = [r["test"] for r in logged if "test" in r and r["step"] == step and r.get("data", config["data"]) == config["data"]]
+        if tests:
+            metrics = tests[-1]
+        else:
+            metrics = recipe.evaluate(model.eval(), "test", device)
+            with open(run_dir / "metrics.jsonl", "a") as log:
+                log.write(json.dumps({"step": step, "test": metrics, "data": config["data"]}) + "\n")
         directory = export(config, recipe, model, metrics, [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--export-only"],
                            train_seconds or None, trained_on)
         print(json.dumps({"exported": str(directory), "step": step, "test": metrics}, indent=2))

@@ -104,8 +104,8 @@ def main(argv=None) -> int:
         rows.append((key, lambda r, key=key: f"{r['latency'][key]:.3f}"))
     table = [[""] + names] + [[key] + [fmt(results[n]) for n in names] for key, fmt in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    n_images = len(labels) if labels is not None else "10000 (from config.json)"
-    print(f"MNIST test set, {n_images} images, {args.threads} CPU thread(s); latencies in seconds")
+    n_images = len(labels) if labels is not None else "as stated in each config.json"
+    print(f"MNIST test set ({n_images} images), {args.threads} CPU thread(s); latencies in seconds")
     for row in table:
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     for n in names:

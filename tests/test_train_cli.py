@@ -139,3 +139,10 @@ def test_export_only_rebuilds_the_model_folder_from_the_finished_run(tmp_path):
     assert run(tmp_path, "--export-only") == 0
     assert load_pretrained(folder).metrics == before
     assert "python train.py --config" in (folder / "README.md").read_text()
+
+
+def test_export_only_may_change_evaluation_sizes_but_not_training_data(tmp_path, capsys):
+    assert run(tmp_path) == 0
+    assert run(tmp_path, "--export-only", "--data.test_curves=4") == 0  # evaluated anew on 4 test curves
+    with pytest.raises(SystemExit, match="different model/data config"):
+        run(tmp_path, "--export-only", "--data.num_curves=16")
