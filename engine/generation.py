@@ -34,7 +34,6 @@ class FastState:
 
     def __init__(self, model: WaveNet, layer_inputs: list[torch.Tensor], cond: torch.Tensor | None, last_logits: torch.Tensor):
         """layer_inputs: per layer a list of its last L_l inputs, each (B, C_l), oldest first; last_logits (B, Q)."""
-        self.model = model
         biases = model.condition_biases(cond)
         # Per call, the conv weights split by tap and transposed for addmm: per-op overhead, not FLOPs,
         # dominates a one-column step on CPU, so a step is a handful of addmm calls per layer.

@@ -66,10 +66,12 @@ def unrolled_loss(
 
 
 @torch.no_grad()
-def greedy_rollouts(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor | None, origins: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Greedy H-step forecasts from every origin: -> (B*O, H) levels (rows b-major)."""
+def greedy_rollouts(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor | None, origins: torch.Tensor, horizon: int,
+                    forward: tuple[torch.Tensor, list[torch.Tensor]] | None = None) -> torch.Tensor:
+    """Greedy H-step forecasts from every origin: -> (B*O, H) levels (rows b-major). `forward` passes the
+    teacher-forced (logits, layer inputs) of seq when the caller already has them."""
     Q = model.config.quantization_levels
-    logits, inputs = model(one_hot(seq[:, :-1], Q, logits_dtype(model)), cond, return_layer_inputs=True)
+    logits, inputs = forward if forward is not None else teacher_forced(model, seq, cond)[1:]
     state = FastState.from_forward(model, inputs, logits, cond, origins)
     preds = [state.logits.argmax(-1)]
     for _ in range(horizon - 1):
@@ -106,10 +108,10 @@ def evaluate_series(
     for start in range(0, seq.shape[0], batch_size):
         s = seq[start:start + batch_size]
         c = None if cond is None else cond[start:start + batch_size]
-        logits = model(one_hot(s[:, :-1], Q, logits_dtype(model)), c)
+        _, logits, inputs = teacher_forced(model, s, c)
         correct += (logits.argmax(1) == s[:, 1:]).sum().item()
         count += s[:, 1:].numel()
-        preds = greedy_rollouts(model, s, c, origins, H)
+        preds = greedy_rollouts(model, s, c, origins, H, forward=(logits, inputs))  # one forward serves both
         targets = origin_targets(s, origins, H)
         ro_hits.append((preds[:, :accuracy_horizon] == targets[:, :accuracy_horizon]).float().flatten())
         for h in mae_horizons:
