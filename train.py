@@ -78,7 +78,15 @@ METRIC_NOTES = {
 
 def training_command(argv: list[str]) -> str:
     """The command that reproduces the run: the recipe plus overrides, without run-management flags."""
-    keep = [a for a in argv if a != "--fresh" and not a.startswith("--runs")]
+    keep, skip = [], False
+    for a in argv:
+        if skip or a == "--fresh" or a.startswith(("--runs=", "--time-budget=")):
+            skip = False
+            continue
+        if a in ("--runs", "--time-budget"):
+            skip = True
+            continue
+        keep.append(a)
     return "python train.py " + " ".join(shlex.quote(a) for a in keep)
 
 
@@ -144,6 +152,9 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", default="runs", help="folder for checkpoints and logs")
     parser.add_argument("--export-only", action="store_true",
                         help="re-export pretrained/NAME from the finished run's checkpoint and logged test metrics")
+    parser.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
+                        help="shorten train.steps so training fits this many seconds (measured over steps 10-40); "
+                             "the chosen step count is written to config.json and the model card's command")
     args, overrides = parser.parse_known_args(argv)
     try:
         config = load_recipe_config(args.config, overrides)
@@ -164,6 +175,10 @@ def main(argv=None) -> int:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     if device == "cpu":
         torch.set_num_threads(cfg.threads)
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls/convs: ~fp32 accuracy, several times faster
+        torch.backends.cudnn.allow_tf32 = True
+    device_label = f"{device} ({torch.cuda.get_device_name()})" if device == "cuda" else device
     torch.manual_seed(cfg.seed)
     model = build_model("wavenet", config["model"]).to(device)  # same init on every rank
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -204,7 +219,20 @@ def main(argv=None) -> int:
     started = time.time()
     bar = tqdm(total=cfg.steps, initial=step, desc=config["name"], disable=rank != 0, dynamic_ncols=True)
     model.train()
+    budget_from = step
+    argv_out = list(argv if argv is not None else sys.argv[1:])
     while step < cfg.steps:
+        if args.time_budget > 0 and step == budget_from + 10:
+            rate_from = time.time()  # the first steps include warm-up (allocator, kernel selection)
+        if args.time_budget > 0 and step == budget_from + 40:
+            rate = (time.time() - rate_from) / 30
+            fit = step + int((args.time_budget - (time.time() - started)) / rate)
+            if fit < cfg.steps:
+                cfg.steps = max(fit, step + 1)
+                config["train"]["steps"] = cfg.steps
+                bar.total = cfg.steps
+                argv_out = [a for a in argv_out if not a.startswith("--train.steps=")] + [f"--train.steps={cfg.steps}"]
+                tqdm.write(f"time budget {args.time_budget:.0f} s at {rate * 1000:.0f} ms/step: training {cfg.steps} steps")
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7919 + rank)
         seq, cond = recipe.batch(step, rank, cfg.batch_size, g)
         seq, cond = seq.to(device), None if cond is None else cond.to(device)
@@ -244,7 +272,7 @@ def main(argv=None) -> int:
                 log.flush()
                 tqdm.write(f"step {step} val " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save_checkpoint(ckpt_path, step, model, optimizer, config, train_seconds + time.time() - started, device)
+                save_checkpoint(ckpt_path, step, model, optimizer, config, train_seconds + time.time() - started, device_label)
     bar.close()
     if rank == 0:
         metrics = recipe.evaluate(model, "test", device)
@@ -252,7 +280,7 @@ def main(argv=None) -> int:
         log.close()
         writer.close()
         seconds = train_seconds + time.time() - started
-        directory = export(config, recipe, model, metrics, argv if argv is not None else sys.argv[1:], seconds, device)
+        directory = export(config, recipe, model, metrics, argv_out, seconds, device_label)
         print(json.dumps({"exported": str(directory), "test": metrics}, indent=2))
     if distributed:
         dist.destroy_process_group()

@@ -146,3 +146,15 @@ def test_export_only_may_change_evaluation_sizes_but_not_training_data(tmp_path,
     assert run(tmp_path, "--export-only", "--data.test_curves=4") == 0  # evaluated anew on 4 test curves
     with pytest.raises(SystemExit, match="different model/data config"):
         run(tmp_path, "--export-only", "--data.num_curves=16")
+
+
+def test_time_budget_shortens_the_run_and_the_card_names_the_steps_it_ran(tmp_path):
+    """A budget too small for the recipe's steps: the run stops early, on a finished schedule, and the
+    exported config and card say how many steps it ran (the command reproduces it without the budget)."""
+    assert run(tmp_path, "--train.steps=100000", "--time-budget=0.01") == 0
+    ckpt = torch.load(tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt", weights_only=True)
+    assert 41 <= ckpt["step"] < 100000
+    saved = json.loads(ckpt["config"])
+    assert saved["train"]["steps"] == ckpt["step"]
+    card = (tmp_path / "export" / "smoke-fourier" / "README.md").read_text()
+    assert f"--train.steps={ckpt['step']}" in card and "--train.steps=100000" not in card and "--time-budget" not in card
