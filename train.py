@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from engine.checkpoint import save_pretrained
+from engine.checkpoint import load_pretrained, save_pretrained
 from engine.models import build_model
 from engine.recipes import TrainConfig, get_recipe_class, load_recipe_config
 from engine.training import teacher_forced, unrolled_loss
@@ -208,6 +208,16 @@ def main(argv=None) -> int:
         step, train_seconds, trained_on = load_checkpoint(ckpt_path, model, optimizer, config)
         if rank == 0:
             print(f"resuming {config['name']} from step {step}", file=sys.stderr)
+    elif cfg.init_from:
+        try:
+            start_from = load_pretrained(cfg.init_from)
+        except (OSError, ValueError) as e:
+            print(f"error: train.init_from: {e}", file=sys.stderr)
+            return 2
+        if start_from.config != model.config:
+            print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's 'model'.", file=sys.stderr)
+            return 2
+        model.load_state_dict(start_from.state_dict())
     train_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     writer = None
@@ -224,15 +234,18 @@ def main(argv=None) -> int:
     while step < cfg.steps:
         if args.time_budget > 0 and step == budget_from + 10:
             rate_from = time.time()  # the first steps include warm-up (allocator, kernel selection)
-        if args.time_budget > 0 and step == budget_from + 40:
-            rate = (time.time() - rate_from) / 30
-            fit = step + int((args.time_budget - (time.time() - started)) / rate)
+        if args.time_budget > 0 and step >= budget_from + 40 and (step - budget_from) % 40 == 0:
+            # seconds per step so far (evaluations and checkpoints included), re-measured as the run goes:
+            # other work on the same device can slow it down after the first estimate
+            rate = (time.time() - rate_from) / (step - budget_from - 10)
+            fit = step + int(0.97 * (args.time_budget - (time.time() - started)) / rate)
             if fit < cfg.steps:
                 cfg.steps = max(fit, step + 1)
                 config["train"]["steps"] = cfg.steps
                 bar.total = cfg.steps
                 argv_out = [a for a in argv_out if not a.startswith("--train.steps=")] + [f"--train.steps={cfg.steps}"]
-                tqdm.write(f"time budget {args.time_budget:.0f} s at {rate * 1000:.0f} ms/step: training {cfg.steps} steps")
+                if step == budget_from + 40:
+                    tqdm.write(f"time budget {args.time_budget:.0f} s at {rate * 1000:.0f} ms/step: training {cfg.steps} steps")
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7919 + rank)
         seq, cond = recipe.batch(step, rank, cfg.batch_size, g)
         seq, cond = seq.to(device), None if cond is None else cond.to(device)

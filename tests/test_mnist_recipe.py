@@ -119,7 +119,7 @@ def test_shipped_configs(name, Q):
     assert model_config.receptive_field == 704 and len(model_config.dilations) == 22
     assert model_config.quantization_levels == Q and model_config.cond_channels == 10
     assert (model_config.skip_channels, model_config.head_channels) == (128, 128)
-    assert "8x" in config["notes"]
+    assert "CPU" in config["notes"] and "1024" in config["notes"]  # the card says why skip/head are narrower
     assert get_recipe_class("mnist").data_class is MNISTData
     with pytest.raises(ValueError, match="data.limit"):
         load_recipe_config(ROOT / "configs" / f"{name}.json", ["--data.limit=3"])

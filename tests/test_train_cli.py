@@ -158,3 +158,16 @@ def test_time_budget_shortens_the_run_and_the_card_names_the_steps_it_ran(tmp_pa
     assert saved["train"]["steps"] == ckpt["step"]
     card = (tmp_path / "export" / "smoke-fourier" / "README.md").read_text()
     assert f"--train.steps={ckpt['step']}" in card and "--train.steps=100000" not in card and "--time-budget" not in card
+
+
+def test_init_from_starts_a_fresh_run_from_exported_weights_and_refuses_a_mismatch(tmp_path, capsys):
+    assert run(tmp_path) == 0
+    source = tmp_path / "export" / "smoke-fourier"
+    start = load_pretrained(source).state_dict()
+    assert run(tmp_path, "--name=tuned", f"--train.init_from={source}", "--train.steps=1", "--train.lr=0.0") == 0
+    tuned = load_pretrained(tmp_path / "export" / "tuned").state_dict()
+    assert all(torch.equal(start[k], tuned[k]) for k in start)  # lr 0: the weights it started from, unchanged
+    assert run(tmp_path, "--name=wider", "--model.residual_channels=12", f"--train.init_from={source}") == 2
+    assert "different model config" in capsys.readouterr().err
+    assert run(tmp_path, "--name=nowhere", f"--train.init_from={tmp_path / 'missing'}") == 2
+    assert "train.init_from" in capsys.readouterr().err

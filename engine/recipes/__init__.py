@@ -30,6 +30,7 @@ class TrainConfig:
     threads: int = 2  # CPU threads; tests use 1
     device: str = "auto"  # auto | cpu | cuda
     export_dir: str = "pretrained"
+    init_from: str = ""  # a pretrained/NAME folder whose weights start the run (same model config), e.g. to fine-tune
 
 
 SECTIONS = ("name", "task", "notes", "model", "data", "train")
