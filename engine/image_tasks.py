@@ -126,13 +126,12 @@ def decode_levels(model, levels: torch.Tensor) -> torch.Tensor:
 
 
 def _forward_rows(model, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    """Teacher-forced logits (M, Q, N) for input levels (M, N), FORWARD_ROWS sequences at a time."""
-    Q = model.config.quantization_levels
-    dtype = next(model.parameters()).dtype
+    """Teacher-forced logits (M, N, Q) for input levels (M, N), FORWARD_ROWS sequences at a time
+    (the model's time-major inference path: no one-hot copy, plain matrix products)."""
     chunks = []
     for s in range(0, inputs.shape[0], FORWARD_ROWS):
-        chunks.append(model(one_hot(inputs[s:s + FORWARD_ROWS], Q, dtype), None if cond is None else cond[s:s + FORWARD_ROWS]))
-    return torch.cat(chunks)
+        chunks.append(model.logits_from_levels(inputs[s:s + FORWARD_ROWS], None if cond is None else cond[s:s + FORWARD_ROWS]))
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
 
 @torch.no_grad()
@@ -150,11 +149,11 @@ def score_levels(model, levels: torch.Tensor, start_value: int = 0) -> tuple[tor
         cond = torch.eye(K, device=device, dtype=next(model.parameters()).dtype).repeat(B, 1)
     else:
         cond = None
-    logits = _forward_rows(model, inputs, cond)
-    logp = F.log_softmax(logits.float(), dim=1)
+    logits = _forward_rows(model, inputs, cond)  # (B*K, N, Q)
+    logp = F.log_softmax(logits.float(), dim=-1)
     targets = levels.repeat_interleave(max(K, 1), dim=0)
-    ll = logp.gather(1, targets[:, None, :]).squeeze(1)
-    return ll.view(B, max(K, 1), N), logits.argmax(1).view(B, max(K, 1), N)
+    ll = logp.gather(-1, targets[:, :, None]).squeeze(-1)
+    return ll.view(B, max(K, 1), N), logits.argmax(-1).view(B, max(K, 1), N)
 
 
 @torch.no_grad()

@@ -58,3 +58,21 @@ def test_bad_config_and_input_are_clear_errors():
         WaveNetConfig(quantization_levels=1)
     with pytest.raises(ValueError, match="input must have shape"):
         make()(torch.zeros(1, 5, 10, dtype=torch.double))
+
+
+@pytest.mark.parametrize("kernel,input_kernel,cond,T", [(2, 3, 4, 50), (3, 1, 0, 40), (2, 2, 3, 5), (3, 4, 0, 1)])
+def test_time_major_inference_path_equals_forward(kernel, input_kernel, cond, T):
+    """logits_from_levels (matrix products, sigmoid-only gates, folded scales) is the same function as
+    forward, also when the sequence is shorter than a layer's dilation."""
+    torch.manual_seed(0)
+    cfg = WaveNetConfig(quantization_levels=5, residual_channels=6, skip_channels=7, head_channels=9,
+                        dilations=[1, 2, 4, 8, 16, 1, 2], kernel_size=kernel, input_kernel_size=input_kernel, cond_channels=cond)
+    model = WaveNet(cfg).double().eval()
+    levels = torch.randint(0, 5, (3, T), generator=torch.Generator().manual_seed(1))
+    c = torch.softmax(torch.randn(3, cond, dtype=torch.double), 1) if cond else None
+    expected = model(one_hot(levels, 5).double(), c).transpose(1, 2)
+    got = model.logits_from_levels(levels, c)
+    assert got.shape == (3, T, 5)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="levels"):
+        model.logits_from_levels(levels[0], c)

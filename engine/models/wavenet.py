@@ -102,3 +102,55 @@ class WaveNet(nn.Module):
             zs.append(z)
         logits = self.head(torch.cat(zs, dim=1))
         return (logits, inputs) if return_layer_inputs else logits
+
+    @torch.no_grad()
+    def logits_from_levels(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Inference fast path: input levels (B, T) ints -> logits (B, T, Q), equal to
+        `forward(one_hot(levels), cond).transpose(1, 2)` up to float rounding.
+
+        Time-major layout, so every 1x1 and dilated convolution is a plain matrix product over B*T rows
+        (no padding copies, no slow conv kernels); the input layer is an embedding lookup (its input is
+        one-hot); tanh(f) is computed as 2*sigmoid(2f) - 1 so one sigmoid serves both gate halves, with
+        the factors folded into the weights; every layer writes its gated output straight into the
+        buffer the skip projection reads. About 2-3x faster than `forward` on a CPU (bench/mnist.py).
+        """
+        if levels.dim() != 2:
+            raise ValueError(f"levels must have shape (B, T), got {tuple(levels.shape)}.")
+        B, T = levels.shape
+        c = self.config
+        C, L = c.residual_channels, len(self.layers)
+        dtype = self.skip.weight.dtype
+        levels = levels.long()
+        biases = self.condition_biases(cond)
+        zbuf = torch.empty(B, T, C * L, dtype=dtype, device=levels.device)
+        scale = torch.ones(2 * C, dtype=dtype, device=levels.device)
+        scale[:C] = 2.0  # pre-activation of the tanh half doubled: tanh(f) = 2 sigmoid(2f) - 1
+        N = B * T
+        zbuf = zbuf.view(N, C * L)
+        h = None  # the current layer's input, (N, C)
+        for i, (layer, cond_bias) in enumerate(zip(self.layers, biases)):
+            w = layer.conv.weight * scale[:, None, None]  # (2C, C_in, k); tap j reads x[t - (k-1-j) d]
+            bias = layer.conv.bias * scale
+            bias = bias if cond_bias is None else bias + cond_bias * scale  # (2C,) or (B, 2C)
+            k, d = w.shape[2], layer.conv.dilation[0]
+            taps = torch.cat([w[:, :, j].t() for j in reversed(range(k))], dim=1)  # (C_in, k*2C), newest tap first
+            if i == 0:  # one-hot input: the product is a row lookup
+                prod = F.embedding(levels.reshape(N), taps)
+            else:
+                prod = torch.mm(h, taps)
+            prod3 = prod.view(B, T, k * 2 * C)
+            a = prod3[:, :, :2 * C]
+            a += bias.unsqueeze(1) if bias.dim() == 2 else bias
+            for back in range(1, k):  # older taps: add the product computed `back*d` rows earlier
+                shift = back * d
+                if shift < T:
+                    a[:, shift:] += prod3[:, :-shift, back * 2 * C:(back + 1) * 2 * C]
+            gates = torch.sigmoid(a).view(N, 2 * C)
+            z = zbuf[:, i * C:(i + 1) * C]
+            torch.mul(gates[:, :C].sub_(0.5), gates[:, C:], out=z)  # = tanh(f) * sigmoid(g) / 2
+            if layer.res is not None:
+                out = torch.addmm(layer.res.bias, z, 2.0 * layer.res.weight[:, :, 0].t())
+                h = out.add_(h) if layer.residual else out
+        hid = F.relu(torch.addmm(self.skip.bias, zbuf, 2.0 * self.skip.weight[:, :, 0].t()))
+        hid = F.relu(torch.addmm(self.head_hidden.bias, hid, self.head_hidden.weight[:, :, 0].t()))
+        return torch.addmm(self.head_out.bias, hid, self.head_out.weight[:, :, 0].t()).view(B, T, -1)
