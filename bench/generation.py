@@ -78,12 +78,15 @@ def main(argv=None) -> int:
                             dilations=d, kernel_size=2, input_kernel_size=3, cond_channels=10)
         model = WaveNet(cfg).eval()
         cond = torch.eye(10)
-        fast, fast_n = seconds_per_step(generate_fast, model, 10, cond, 784, args.budget)
+        # a shared 2-core VM is noisy: the fast figure is the median of 7 runs of 784 steps (min shown too)
+        runs = sorted(seconds_per_step(generate_fast, model, 10, cond, 784, args.budget)[0] for _ in range(7))
+        fast, fast_min, fast_n = runs[3], runs[0], 784
         naive, naive_n = seconds_per_step(generate_naive, model, 10, cond, args.steps, args.budget)
-        rows.append({"model": "mnist-sized", "R": cfg.receptive_field, "batch": 10, "fast_s": fast, "naive_s": naive,
-                     "fast_steps": fast_n, "naive_steps": naive_n})
-        print(f"MNIST-sized (R={cfg.receptive_field}, B=10, skip 1024, head 512): fast {fast * 1e3:.2f} ms/step, "
-              f"naive {naive * 1e3:.2f} ms/step, ratio {naive / fast:.1f}x; 784 pixels: {fast * 784:.2f} s fast")
+        rows.append({"model": "mnist-sized", "R": cfg.receptive_field, "batch": 10, "fast_s": fast, "fast_min_s": fast_min,
+                     "naive_s": naive, "fast_steps": fast_n, "naive_steps": naive_n})
+        print(f"MNIST-sized (R={cfg.receptive_field}, B=10, skip 1024, head 512): fast {fast * 1e3:.2f} ms/step "
+              f"(median of 7 runs; best {fast_min * 1e3:.2f}), naive {naive * 1e3:.2f} ms/step, ratio {naive / fast:.1f}x; "
+              f"784 pixels: {fast * 784:.2f} s fast")
     return write(rows, args)
 
 

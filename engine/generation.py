@@ -32,23 +32,36 @@ class FastState:
     gradients can flow through an unrolled rollout (n-step training uses the same code).
     """
 
-    def __init__(self, model: WaveNet, layer_inputs: list[torch.Tensor], cond: torch.Tensor | None, last_logits: torch.Tensor):
-        """layer_inputs: per layer a list of its last L_l inputs, each (B, C_l), oldest first; last_logits (B, Q)."""
+    def __init__(self, model: WaveNet, layer_inputs: list[torch.Tensor], cond: torch.Tensor | None, last_logits: torch.Tensor,
+                 shifted: bool = False):
+        """layer_inputs: per layer a list of its last L_l inputs, each (B, C_l), oldest first; last_logits (B, Q).
+        shifted: the columns already have `input_offsets(model)[l]` subtracted (from_forward does this)."""
         biases = model.condition_biases(cond)
         # Per call, the conv weights split by tap and transposed for addmm: per-op overhead, not FLOPs,
-        # dominates a one-column step on CPU, so a step is a handful of addmm calls per layer.
+        # dominates a one-column step on CPU, so a step is five ops per layer. Two exact rewrites:
+        # (1) the residual stream is carried without its accumulated biases (offset B_l, a constant per
+        #     layer), which are folded into each layer's conv bias instead, so a residual update is one
+        #     addmm; queues hold inputs minus B_l (and -B_l for the zero padding before t=0);
+        # (2) the gate is tanh_ on the first half, then glu (= first half * sigmoid(second half)).
+        offsets = input_offsets(model)
         self.plan = []
-        for layer, bias in zip(model.layers, biases):
+        for layer, bias, offset in zip(model.layers, biases, offsets):
             conv = layer.conv
             k, d = conv.kernel_size[0], conv.dilation[0]
             w = conv.weight  # (2C, C_in, k); tap j multiplies x_{t-(k-1-j)d}
             total_bias = conv.bias if bias is None else conv.bias + bias
+            if offset is not None:  # the inputs' dropped offset, through every tap
+                total_bias = total_bias + offset @ w.sum(dim=2).t()
             taps = [(m, w[:, :, k - 1 - m].t().contiguous()) for m in range(1, k)]
             self.plan.append((layer.queue_size, d, w[:, :, k - 1].t().contiguous(), taps, total_bias,
                               None if layer.res is None else layer.res.weight.squeeze(-1).t().contiguous(),
-                              None if layer.res is None else layer.res.bias, layer.residual, layer.channels))
+                              layer.residual))
         self.head = [(conv.weight.squeeze(-1).t().contiguous(), conv.bias) for conv in (model.skip, model.head_hidden, model.head_out)]
-        self.rings = [list(ring) for ring in layer_inputs]
+        if shifted:
+            self.rings = [list(ring) for ring in layer_inputs]
+        else:
+            self.rings = [[None if col is None or off is None else col - off for col in ring] if off is not None else list(ring)
+                          for ring, off in zip(layer_inputs, offsets)]
         self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
         self.logits = last_logits
 
@@ -65,7 +78,7 @@ class FastState:
             positions = torch.tensor([T - 1], device=logits.device)
         O = positions.numel()
         rings = []
-        for layer, inp in zip(model.layers, layer_inputs):
+        for layer, inp, offset in zip(model.layers, layer_inputs, input_offsets(model)):
             L = layer.queue_size
             slots = list(range(L))
             if steps is not None and L:
@@ -73,6 +86,8 @@ class FastState:
                 # slot j (holding input o-L+1+j) is overwritten at step j, so it matters only if read at a step s <= j
                 slots = sorted({(s - m * d) % L for s in range(steps) for m in range(1, k) if (s - m * d) % L >= s})
             padded = F.pad(inp, (L, 0))  # positions < 0 are zeros, as in the forward's padding
+            if offset is not None:
+                padded = padded - offset[None, :, None]
             idx = positions[:, None] + 1 + torch.tensor(slots, dtype=torch.long, device=inp.device)[None, :]  # (O, S)
             g = padded[:, :, idx]  # (B, C, O, S)
             columns = g.permute(0, 2, 1, 3).reshape(B * O, inp.shape[1], len(slots)).unbind(-1)
@@ -83,7 +98,7 @@ class FastState:
         last = logits[:, :, positions].permute(0, 2, 1).reshape(B * O, -1)
         if cond is not None:
             cond = cond.repeat_interleave(O, dim=0)
-        return cls(model, rings, cond, last)
+        return cls(model, rings, cond, last, shifted=True)
 
     def reorder(self, index: torch.Tensor) -> "FastState":
         """Make row i a copy of row index[i] (queues, last logits, per-row condition biases): particle
@@ -97,24 +112,35 @@ class FastState:
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Feed the next input column x (B, Q) (one-hot or soft); returns logits (B, Q) for the one after."""
         h, zs = x, []
-        for (L, d, w_now, taps, bias, w_res, b_res, residual, C), ring in zip(self.plan, self.rings):
+        for (L, d, w_now, taps, bias, w_res, residual), ring in zip(self.plan, self.rings):
             a = torch.addmm(bias, h, w_now)
             if L:
                 p = self.t % L
                 for m, w_tap in taps:
                     a = torch.addmm(a, ring[(p - m * d) % L], w_tap)
                 ring[p] = h
-            z = a[:, :C].tanh() * a[:, C:].sigmoid()
+            a.narrow(1, 0, a.shape[1] // 2).tanh_()
+            z = F.glu(a, dim=1)  # tanh(f) * sigmoid(g)
             zs.append(z)
             if w_res is not None:
-                out = torch.addmm(b_res, z, w_res)
-                h = out + h if residual else out
+                h = torch.addmm(h, z, w_res) if residual else z @ w_res
         self.t += 1
         (w_skip, b_skip), (w_hid, b_hid), (w_out, b_out) = self.head
         h = torch.addmm(b_skip, torch.cat(zs, dim=1), w_skip).relu_()
         logits = torch.addmm(b_out, torch.addmm(b_hid, h, w_hid).relu_(), w_out)
         self.logits = logits
         return logits
+
+
+def input_offsets(model: WaveNet) -> list[torch.Tensor | None]:
+    """Per layer, the sum of the residual-projection biases that reach its input (None for the first
+    layer, whose input is the one-hot column): FastState carries inputs minus this constant."""
+    offsets, total = [None], None
+    for layer in model.layers[:-1]:
+        b = layer.res.bias
+        total = b if (total is None or not layer.residual) else total + b
+        offsets.append(total)
+    return offsets
 
 
 def _check_prefix(model: WaveNet, prefix: torch.Tensor) -> None:

@@ -45,7 +45,7 @@ def _is_valid_image_batch(arr: np.ndarray) -> bool:
         return False
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         return False
-    return bool(arr.size and arr.min() >= 0 and np.round(arr).max() <= 255)
+    return bool(arr.size and np.round(arr).min() >= 0 and np.round(arr).max() <= 255)  # float pixels are rounded first
 
 
 def _filled(shape, dtype, value) -> np.ndarray:
