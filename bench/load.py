@@ -253,8 +253,13 @@ def main(argv=None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--pretrained", help="models folder (default: $AR_PRETRAINED_DIR or pretrained/)")
     group.add_argument("--stand-ins", action="store_true", help="untrained tiny models (tests/app_models.py): exercises the app, not the models")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the sessions this many times against the same server (new sessions each round): "
+                             "server memory after each round shows whether it grows per session or levels off")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "load.json"))
     args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= 10:
+        parser.error("--rounds must lie in 1..10")
     if not 1 <= args.sessions <= 200 or not 1 <= args.seconds <= 3600:
         parser.error("--sessions must lie in 1..200 and --seconds in 1..3600")
     if not os.path.exists(CHROMIUM):
@@ -274,7 +279,17 @@ def main(argv=None) -> int:
     try:
         server.wait_healthy()
         rss_start = server.rss_mb()
-        records, timing = asyncio.run(run_sessions(server.url, args.sessions, args.seconds, args.timeout, server))
+        records, rounds = [], []
+        for r in range(args.rounds):
+            recs, timing = asyncio.run(run_sessions(server.url, args.sessions, args.seconds, args.timeout, server))
+            records += recs
+            rounds.append({"round": r + 1, "wall_s": round(timing["wall_s"], 1), "rss_mb_peak": timing["rss_mb_peak"],
+                           "rss_mb_after": server.rss_mb(), "server_cpu_s": server.cpu_s(),
+                           "updates": sum(len(rec["updates"]) for rec in recs)})
+            print(f"round {r + 1}: {rounds[-1]}", file=sys.stderr)
+        timing = {"duration_s": sum(t["wall_s"] for t in rounds), "wall_s": sum(t["wall_s"] for t in rounds),
+                  "rss_mb_peak": max((t["rss_mb_peak"] for t in rounds if t["rss_mb_peak"] is not None), default=None),
+                  "load_s": [rec["load_s"] for rec in records if rec["load_s"] is not None]}
         rss_end, cpu = server.rss_mb(), server.cpu_s()
     finally:
         server_log = server.log_tail()
@@ -285,7 +300,7 @@ def main(argv=None) -> int:
     completes = [dict(session=rec["session"], **rec["complete"]) for rec in records if rec["complete"] is not None]
     errors = [e for rec in records for e in rec["errors"]]
     report = {
-        "sessions": args.sessions, "seconds": args.seconds, "duration_s": round(timing["duration_s"], 1),
+        "sessions": args.sessions, "seconds": args.seconds, "rounds": rounds, "duration_s": round(timing["duration_s"], 1),
         "model": model_name, "pretrained": str(root) if not args.stand_ins else "stand-ins (untrained, tests/app_models.py)",
         "wall_s": round(timing["wall_s"], 1),
         "page_load_s": {"p50": percentile(timing["load_s"], 50), "max": max(timing["load_s"], default=None)},
@@ -323,6 +338,9 @@ def main(argv=None) -> int:
         ("errors: exceptions / error alerts / timeouts", f"{report['errors']['exception_elements']} / {report['errors']['error_alerts']} / {report['errors']['timeouts']}"),
         ("complete a digit", ", ".join(f"s{c['session']}: {fmt(c['seconds'], '.1f')} s" for c in completes) or "-"),
         ("server RSS start / peak / end", f"{fmt(srv['rss_mb_start'], '.0f')} / {fmt(srv['rss_mb_peak'], '.0f')} / {fmt(srv['rss_mb_end'], '.0f')} MB"),
+        ("server RSS after each round", " / ".join(f"{fmt(r['rss_mb_after'], '.0f')}" for r in report["rounds"]) + " MB"),
+        ("server CPU seconds after each round", " / ".join(f"{fmt(r['server_cpu_s'], '.1f')}" for r in report["rounds"])
+         + f" s (of {2 * report['wall_s']:.0f} core-seconds on this machine; the rest is Chromium and this script)"),
         ("server CPU time", f"{fmt(srv['cpu_s'], '.0f')} s"),
         ("cross-talk", f"{'none' if crosstalk['ok'] else 'FOUND or unchecked'}: {crosstalk['checked']} updates, "
                        f"{crosstalk['image_not_own']} images not the session's own, {crosstalk['posterior_mismatch']} posteriors "
