@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from engine.data.fourier import FourierCurve
+from engine.data.fourier import MAX_CURVE_LENGTH, FourierCurve
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ def fourier_curve_controls(data: dict, min_length: int = 0, key: str = "curve") 
     dt = st.number_input("dt (seconds per sample)", min_value=0.001, value=float(data.get("dt", 0.02)), step=0.005,
                          format="%.3f", key=f"{key}.dt")
     length = int(st.number_input("Curve length (samples)", min_value=1, value=max(int(train.get("length", 2048)), min_length), step=100,
+                                 help=f"At most {MAX_CURVE_LENGTH:,}.",
                                  key=f"{key}.length"))
     return FourierCurve(float(period), tuple(coeffs), tuple(phases), bias, trend, noise, float(dt), length)
 

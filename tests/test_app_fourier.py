@@ -12,7 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_models import ROOT, shipped, write_models
-from engine.tasks import MAX_FORECAST_STEPS
+from engine.data.fourier import MAX_CURVE_LENGTH
+from engine.tasks import MAX_FORECAST_STEPS, MAX_TRAJECTORIES
 
 ENTRYPOINT = str(ROOT / "app" / "streamlit_app.py")
 
@@ -129,3 +130,40 @@ def test_shipped_models(monkeypatch):
 def test_engine_does_not_import_streamlit():
     code = "import sys, engine, engine.tasks, engine.checkpoint, engine.data.fourier; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+@pytest.mark.parametrize("pick", ["min", "max", "alternate"])
+def test_every_control_at_its_extremes_answers_with_a_chart_or_a_message(pretrained, pick):
+    """All sliders and number inputs at once at their minimum, their maximum, or alternating: the page
+    never raises; it draws a chart or says what is wrong (e.g. more observed samples than the curve)."""
+    at = run_app()
+    widgets = [w for w in list(at.slider) + list(at.number_input) if getattr(w, "min", None) is not None and getattr(w, "max", None) is not None]
+    assert len(widgets) >= 8  # curve parameters, observation and sampler settings
+    for i, w in enumerate(widgets):
+        lo, hi = w.min, w.max
+        if isinstance(w.value, (tuple, list)):  # range slider
+            w.set_value((lo, lo) if pick == "min" else (hi, hi) if pick == "max" else (lo, hi))
+        else:
+            w.set_value(lo if pick == "min" or (pick == "alternate" and i % 2) else hi)
+    unbounded = {"observe.n": 10**6, "curve.length": 10**7, "curve.dt": 1e3, "sampler.seed": 2**62}
+    if pick == "max":  # inputs with no maximum: far beyond anything sensible
+        for key, value in unbounded.items():
+            at.number_input(key=key).set_value(value)
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1 or at.error or at.warning
+    for message in list(at.error) + list(at.warning):
+        assert len(message.value) > 20  # a sentence, not a bare exception name
+    if pick == "max":
+        assert [e.value for e in at.error] == [f"A curve may have at most {MAX_CURVE_LENGTH:,} samples (asked for 10,000,000): "
+                                               "it is computed and plotted whole. Make it shorter."]
+
+
+def test_the_largest_allowed_request_still_draws(pretrained):
+    """At the engine's caps (horizon and trajectories) the page still answers with a chart."""
+    at = run_app()
+    at.number_input(key="sampler.horizon").set_value(MAX_FORECAST_STEPS)
+    at.number_input(key="sampler.trajectories").set_value(MAX_TRAJECTORIES)
+    at.number_input(key="curve.length").set_value(MAX_CURVE_LENGTH)
+    at.run()
+    assert not at.exception and not at.error and len(at.get("plotly_chart")) == 1

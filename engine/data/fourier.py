@@ -95,6 +95,9 @@ def make_curves(params: FourierParams, split: str = "train") -> tuple[torch.Tens
     return torch.from_numpy(values), torch.from_numpy(conditions)
 
 
+MAX_CURVE_LENGTH = 100_000  # a request may not ask for a longer curve (it is plotted whole)
+
+
 @dataclass(frozen=True)
 class FourierCurve:
     """One curve y(t) = bias/2 + sum_n a_n cos(2 pi n t / P + phi_n) + trend t + noise, sampled
@@ -114,6 +117,9 @@ class FourierCurve:
         """-> t (T,), y (T,)."""
         if self.length < 1 or not self.dt > 0:
             raise ValueError(f"The curve needs at least one sample and dt > 0 (got length {self.length}, dt {self.dt}).")
+        if self.length > MAX_CURVE_LENGTH:
+            raise ValueError(f"A curve may have at most {MAX_CURVE_LENGTH:,} samples (asked for {self.length:,}): "
+                             f"it is computed and plotted whole. Make it shorter.")
         t = np.arange(self.length) * self.dt
         y = fourier_series(t, self.coeffs, self.phases, self.period, self.bias, self.trend)
         if self.noise > 0:
