@@ -38,7 +38,9 @@ __all__ = [
 
 MAX_IMAGES = 100  # images per call (cost cap for pages shared by many sessions)
 MAX_PARTICLE_ROWS = 1024  # completions x particles per call
-FORWARD_ROWS = 100  # sequences per full forward: bounds memory (about 2 MB per row for R=704)
+# sequences per full forward: bounds memory (~3 MB of activations per row for R=704) and, on a CPU, keeps
+# them in cache: 10-row chunks score 100 rows 2x faster than one 100-row forward on this project's VM
+FORWARD_ROWS = {"cpu": 10, "cuda": 200}
 
 Progress = Callable[[int, int], None]
 
@@ -128,9 +130,10 @@ def decode_levels(model, levels: torch.Tensor) -> torch.Tensor:
 def _forward_rows(model, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
     """Teacher-forced logits (M, N, Q) for input levels (M, N), FORWARD_ROWS sequences at a time
     (the model's time-major inference path: no one-hot copy, plain matrix products)."""
+    rows = FORWARD_ROWS.get(inputs.device.type, 10)
     chunks = []
-    for s in range(0, inputs.shape[0], FORWARD_ROWS):
-        chunks.append(model.logits_from_levels(inputs[s:s + FORWARD_ROWS], None if cond is None else cond[s:s + FORWARD_ROWS]))
+    for s in range(0, inputs.shape[0], rows):
+        chunks.append(model.logits_from_levels(inputs[s:s + rows], None if cond is None else cond[s:s + rows]))
     return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
 
