@@ -148,6 +148,7 @@ async def session(i: int, browser, url: str, ready: asyncio.Barrier, seconds: fl
     try:
         context = await browser.new_context(viewport={"width": 1300, "height": 1000})
         page = await context.new_page()
+        page.set_default_timeout(ms)  # every wait (also locators' implicit ones) gets --timeout, not Playwright's 30 s
         start = time.monotonic()
         try:
             await open_guess(page, url, ms)
