@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     parser.add_argument("--export-only", action="store_true",
                         help="re-export pretrained/NAME from the finished run's checkpoint and logged test metrics")
     parser.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
-                        help="shorten train.steps so training fits this many seconds (measured over steps 10-40); "
+                        help="shorten train.steps so training fits this many seconds (step rate measured from step 10, re-checked every 40 steps); "
                              "the chosen step count is written to config.json and the model card's command")
     args, overrides = parser.parse_known_args(argv)
     try:

@@ -217,12 +217,20 @@ def mnist_model_picker(usable: dict[str, dict], key: str = "mnist.model") -> str
     return st.radio("Model", names, key=key, format_func=lambda n: f"{n} · {quantization_label(usable[n])}")
 
 
-def choose_mnist_model(listing, root, key: str) -> str | None:
-    """Warnings for missing or broken MNIST models, then the model picker in the sidebar; None when
-    no MNIST model can be used (the page then stops)."""
+def choose_mnist_model(listing, root, key: str, needs_digits: str | None = None) -> tuple[str, list[str]]:
+    """Warnings for missing or broken MNIST models, then the model picker in the sidebar -> (name, what
+    each condition means). Stops the page when no MNIST model can be used, or, when the page
+    `needs_digits` (the message says why), when the chosen model is not conditioned on the digit."""
     mnist_model_warnings(listing.usable, listing.unavailable, root)
     with st.sidebar:
-        return mnist_model_picker(listing.usable, key=key)
+        name = mnist_model_picker(listing.usable, key=key)
+    if name is None:
+        st.stop()
+    labels = digit_labels(listing.usable[name])
+    if needs_digits and not labels:
+        st.error(f"{name} is not conditioned on the digit{needs_digits}")
+        st.stop()
+    return name, labels
 
 
 def digit_labels(config: dict) -> list[str]:

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402  (tests/browser.py)
+from browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402  (tests/browser.py)
 from strokes import check_crosstalk, page_model, stroke  # noqa: E402  (bench/strokes.py)
 
 BAR, SEEN = "p(digit | drawing)", "what the model reads (28x28)"
@@ -68,18 +67,7 @@ class Server:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_healthy(self, timeout: float = 90) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with code {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"streamlit did not answer on {self.url}/_stcore/health within {timeout} s:\n{self.log_tail()}")
+        wait_healthy(self.url, self.proc, timeout, self.log_tail)
 
     def log_tail(self, chars: int = 2000) -> str:
         self.log.flush()

@@ -32,10 +32,9 @@ class FastState:
     gradients can flow through an unrolled rollout (n-step training uses the same code).
     """
 
-    def __init__(self, model: WaveNet, layer_inputs: list[torch.Tensor], cond: torch.Tensor | None, last_logits: torch.Tensor,
-                 shifted: bool = False):
-        """layer_inputs: per layer a list of its last L_l inputs, each (B, C_l), oldest first; last_logits (B, Q).
-        shifted: the columns already have `input_offsets(model)[l]` subtracted (from_forward does this)."""
+    def __init__(self, model: WaveNet, layer_inputs: list[torch.Tensor], cond: torch.Tensor | None, last_logits: torch.Tensor):
+        """layer_inputs: per layer a list of its last L_l inputs minus `input_offsets(model)[l]`, each (B, C_l),
+        oldest first (zero padding before t=0 becomes -offset); last_logits (B, Q). `from_forward` builds them."""
         biases = model.condition_biases(cond)
         # Per call, the conv weights split by tap and transposed for addmm: per-op overhead, not FLOPs,
         # dominates a one-column step on CPU, so a step is five ops per layer. Two exact rewrites:
@@ -57,11 +56,7 @@ class FastState:
                               None if layer.res is None else layer.res.weight.squeeze(-1).t().contiguous(),
                               layer.residual))
         self.head = [(conv.weight.squeeze(-1).t().contiguous(), conv.bias) for conv in (model.skip, model.head_hidden, model.head_out)]
-        if shifted:
-            self.rings = [list(ring) for ring in layer_inputs]
-        else:
-            self.rings = [[None if col is None or off is None else col - off for col in ring] if off is not None else list(ring)
-                          for ring, off in zip(layer_inputs, offsets)]
+        self.rings = [list(ring) for ring in layer_inputs]
         self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
         self.logits = last_logits
 
@@ -98,7 +93,7 @@ class FastState:
         last = logits[:, :, positions].permute(0, 2, 1).reshape(B * O, -1)
         if cond is not None:
             cond = cond.repeat_interleave(O, dim=0)
-        return cls(model, rings, cond, last, shifted=True)
+        return cls(model, rings, cond, last)
 
     def reorder(self, index: torch.Tensor) -> "FastState":
         """Make row i a copy of row index[i] (queues, last logits, per-row condition biases): particle

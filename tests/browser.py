@@ -20,6 +20,24 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90, log_tail=lambda: "") -> None:
+    """Wait until the streamlit server at url answers its health check; a clear error (with the tail
+    of its log) if it exits first or stays silent past the timeout."""
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode} before answering on {url}:\n{log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError(f"streamlit did not answer on {url}/_stcore/health within {timeout} s:\n{log_tail()}")
+        time.sleep(0.25)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,19 +55,7 @@ def streamlit_server(env: dict[str, str] | None = None, script: str = "app/strea
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with code {proc.returncode} before answering on {url}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"streamlit did not answer on {url}/_stcore/health within {timeout} s")
-            time.sleep(0.25)
+        wait_healthy(url, proc, timeout)
         yield url
     finally:
         proc.terminate()

@@ -15,10 +15,7 @@ st.caption("Hide part of a digit and let the model fill it in, pixel by pixel. K
            "weigh each candidate, so completions also fit what lies below the hole.")
 
 listing = resources.available_models("mnist")
-name = components.choose_mnist_model(listing, resources.pretrained_root(), key="complete.model")
-if name is None:
-    st.stop()
-labels = components.digit_labels(listing.usable[name])
+name, labels = components.choose_mnist_model(listing, resources.pretrained_root(), key="complete.model")
 gallery_images, gallery_labels = resources.mnist_gallery()
 with st.sidebar:
     source = st.radio("Start from", [GALLERY, DRAWING], horizontal=True, key="complete.source")

@@ -17,13 +17,8 @@ st.caption("The model scores your drawing under each digit, p(pixels | digit), a
            "likelihoods into p(digit | pixels). Reading the pixels in raster order shows when it makes up its mind.")
 
 listing = resources.available_models("mnist")
-name = components.choose_mnist_model(listing, resources.pretrained_root(), key="guess.model")
-if name is None:
-    st.stop()
-labels = components.digit_labels(listing.usable[name])
-if not labels:
-    st.error(f"{name} is not conditioned on the digit, so it cannot tell digits apart; pick a class-conditional model.")
-    st.stop()
+name, labels = components.choose_mnist_model(listing, resources.pretrained_root(), key="guess.model",
+                                               needs_digits=", so it cannot tell digits apart; pick a class-conditional model.")
 
 
 def posteriors(image):

@@ -13,13 +13,8 @@ st.caption("The model writes each digit one pixel at a time, row by row, each pi
            "p(pixel | pixels so far, digit). Column titles name the digit the model was asked for.")
 
 listing = resources.available_models("mnist")
-name = components.choose_mnist_model(listing, resources.pretrained_root(), key="mnist.model")
-if name is None:
-    st.stop()
-labels = components.digit_labels(listing.usable[name])
-if not labels:
-    st.error(f"{name} is not conditioned on the digit; this page needs a class-conditional model.")
-    st.stop()
+name, labels = components.choose_mnist_model(listing, resources.pretrained_root(), key="mnist.model",
+                                               needs_digits="; this page needs a class-conditional model.")
 with st.sidebar:
     settings = components.image_sampler_controls(num_classes=len(labels))
 

@@ -122,11 +122,10 @@ class WaveNet(nn.Module):
         dtype = self.skip.weight.dtype
         levels = levels.long()
         biases = self.condition_biases(cond)
-        zbuf = torch.empty(B, T, C * L, dtype=dtype, device=levels.device)
+        N = B * T
+        zbuf = torch.empty(N, C * L, dtype=dtype, device=levels.device)  # every layer's gated output, side by side
         scale = torch.ones(2 * C, dtype=dtype, device=levels.device)
         scale[:C] = 2.0  # pre-activation of the tanh half doubled: tanh(f) = 2 sigmoid(2f) - 1
-        N = B * T
-        zbuf = zbuf.view(N, C * L)
         h = None  # the current layer's input, (N, C)
         for i, (layer, cond_bias) in enumerate(zip(self.layers, biases)):
             w = layer.conv.weight * scale[:, None, None]  # (2C, C_in, k); tap j reads x[t - (k-1-j) d]
