@@ -166,6 +166,9 @@ def main(argv=None) -> int:
         return 2
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed and args.time_budget > 0:  # each rank would time itself and could stop at a different step
+        print("error: --time-budget is not supported under torchrun; pass --train.steps=N instead.", file=sys.stderr)
+        return 2
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
     rank, world = 0, 1
     if distributed:

@@ -171,3 +171,10 @@ def test_init_from_starts_a_fresh_run_from_exported_weights_and_refuses_a_mismat
     assert "different model config" in capsys.readouterr().err
     assert run(tmp_path, "--name=nowhere", f"--train.init_from={tmp_path / 'missing'}") == 2
     assert "train.init_from" in capsys.readouterr().err
+
+
+def test_time_budget_is_refused_under_torchrun(tmp_path, capsys, monkeypatch):
+    """Ranks timing themselves could pick different step counts and hang each other: a clear refusal."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert run(tmp_path, "--time-budget=60") == 2
+    assert "--time-budget is not supported under torchrun" in capsys.readouterr().err
