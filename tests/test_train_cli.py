@@ -178,3 +178,26 @@ def test_time_budget_is_refused_under_torchrun(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert run(tmp_path, "--time-budget=60") == 2
     assert "--time-budget is not supported under torchrun" in capsys.readouterr().err
+
+
+def test_fourier_benchmark_reproduces_exported_metrics_and_splits_them_by_period(tmp_path):
+    import importlib.util
+
+    assert run(tmp_path) == 0
+    folder = tmp_path / "export" / "smoke-fourier"
+    spec = importlib.util.spec_from_file_location("bench_fourier", ROOT / "bench" / "fourier.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "fourier.json"
+    assert bench.main(["--models", str(folder), "--out", str(out)]) == 0
+    by = json.loads(out.read_text())["models"]["smoke-fourier"]
+    model = load_pretrained(folder)
+    # the test curves are rebuilt from config.json alone: the same figures train.py exported
+    for key, value in model.metrics.items():
+        assert by["all"][key] == pytest.approx(value, abs=1e-6), key
+    periods = [name for name in by if name != "all"]
+    assert periods == [f"period {p:g} s" for p in model.data_config["periods"] if f"period {p:g} s" in by]
+    assert sum(by[p]["curves"] for p in periods) == by["all"]["curves"]
+    # curves have equal length, so the overall teacher-forced accuracy is the curve-weighted mean
+    weighted = sum(by[p]["curves"] * by[p]["teacher_forced_accuracy"] for p in periods) / by["all"]["curves"]
+    assert weighted == pytest.approx(by["all"]["teacher_forced_accuracy"], abs=1e-9)
