@@ -41,14 +41,14 @@ def evaluate_by_condition(model, split: str = "test") -> dict:
     """{"all": metrics, "<condition name>": metrics, ...} on the recipe's split."""
     recipe = recipe_for(model)
     levels, conds = recipe.split(split)
-    low, high = recipe.data.low, recipe.data.high
-    out = {"all": {"curves": levels.shape[0], **evaluate_series(model, levels, conds, low, high)}}
+    out = {"all": {"curves": levels.shape[0], **recipe.evaluate(model, split, "cpu")}}
     if conds is not None:
         which = conds.argmax(1)
         for k, name in enumerate(model.data_config.get("conditions", [])):
             rows = which == k
             if rows.any():
-                out[name] = {"curves": int(rows.sum()), **evaluate_series(model, levels[rows], conds[rows], low, high)}
+                out[name] = {"curves": int(rows.sum()),
+                             **evaluate_series(model, levels[rows], conds[rows], recipe.data.low, recipe.data.high)}
     return out
 
 
