@@ -26,7 +26,7 @@ from tqdm import tqdm
 from engine.checkpoint import load_pretrained, save_pretrained
 from engine.models import build_model
 from engine.recipes import TrainConfig, get_recipe_class, load_recipe_config
-from engine.training import teacher_forced, unrolled_loss
+from engine.training import teacher_forced, teacher_forced_with_classes, unrolled_loss
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -161,6 +161,12 @@ def main(argv=None) -> int:
         cfg = TrainConfig(**config["train"])
         model = build_model("wavenet", config["model"])
         recipe = get_recipe_class(config["task"])(config["data"], model.config)
+        if cfg.class_weight < 0 or cfg.class_weight > 0 and not model.config.cond_channels:
+            raise ValueError("train.class_weight must be >= 0, and > 0 only for a class-conditional model (model.cond_channels > 0).")
+        if cfg.class_temperature <= 0:
+            raise ValueError(f"train.class_temperature must be > 0, got {cfg.class_temperature}.")
+        if cfg.class_weight > 0 and not 1 <= cfg.class_images <= cfg.batch_size:
+            raise ValueError(f"train.class_images must lie in 1..train.batch_size ({cfg.batch_size}), got {cfg.class_images}.")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -254,13 +260,19 @@ def main(argv=None) -> int:
         seq, cond = seq.to(device), None if cond is None else cond.to(device)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss_tf, logits, inputs = teacher_forced(model, seq, cond, forward=train_model)
-        loss = loss_tf
+        loss_cls = None
+        if cfg.class_weight > 0:
+            loss_tf, loss_cls, logits, inputs = teacher_forced_with_classes(model, seq, cond, cfg.class_images, forward=train_model,
+                                                                            temperature=cfg.class_temperature)
+            loss = loss_tf + cfg.class_weight * loss_cls
+        else:
+            loss_tf, logits, inputs = teacher_forced(model, seq, cond, forward=train_model)
+            loss = loss_tf
         loss_un = None
         if cfg.unroll_weight > 0:
             origins = torch.randint(0, seq.shape[1] - 1 - cfg.unroll_horizon, (cfg.unroll_origins,), generator=g).to(device)
             loss_un = unrolled_loss(model, seq, cond, logits, inputs, origins, cfg.unroll_horizon, cfg.gumbel_tau, generator=g if device == "cpu" else None)
-            loss = loss_tf + cfg.unroll_weight * loss_un
+            loss = loss + cfg.unroll_weight * loss_un
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -272,6 +284,8 @@ def main(argv=None) -> int:
             record = {"step": step, "loss": loss.item(), "loss_teacher_forced": loss_tf.item(), "lr": lr_at(step - 1, cfg)}
             if loss_un is not None:
                 record["loss_unrolled"] = loss_un.item()
+            if loss_cls is not None:
+                record["loss_classification"] = loss_cls.item()
             if step % cfg.log_every == 0 or step == cfg.steps:
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
                 for k, v in record.items():

@@ -2,7 +2,12 @@
 cheind/autoregressive, where from O rolling origins the model feeds back its own Gumbel-softmax
 samples (Jang et al. 2017) for H steps so gradients flow through them. The origins are batched into
 the batch dimension and unrolled with the fast generator's one-column step (Paine et al. 2016),
-primed from the teacher-forced forward pass, so unrolling costs O*H columns instead of O*H forwards."""
+primed from the teacher-forced forward pass, so unrolling costs O*H columns instead of O*H forwards.
+
+For class-conditional models there is also a Bayes-rule classification term (a hybrid generative /
+discriminative objective): the cross-entropy of p(y | x) = softmax_k log p(x | y=k), each log p(x | y=k)
+a sum of teacher-forced pixel log-likelihoods, so the model is pushed to make the true class's sequence
+likelier than the other classes' - the quantity its Bayes classifier compares."""
 
 from __future__ import annotations
 
@@ -25,6 +30,29 @@ def teacher_forced(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor | None 
     Q = model.config.quantization_levels
     logits, inputs = (forward or model)(one_hot(seq[:, :-1], Q, logits_dtype(model)), cond, return_layer_inputs=True)
     return F.cross_entropy(logits, seq[:, 1:]), logits, inputs
+
+
+def teacher_forced_with_classes(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor, class_rows: int, forward=None,
+                                temperature: float = 1.0):
+    """Teacher-forced CE on (seq, cond) as `teacher_forced`, plus the Bayes-rule classification loss of
+    the first `class_rows` sequences, all in ONE forward: those sequences are appended once per class.
+    seq (B, T) levels, cond (B, K) one-hot -> (CE, classification CE, logits (B, Q, T-1), layer inputs (B rows)).
+    With a uniform prior, p(y=k | x) = softmax_k sum_t log p(x_t+1 | x_<=t, k). A temperature T > 1 scores
+    softmax_k(log p(x | k) / T) instead: the classifier's decision is the same, but training images the
+    model already classifies right by a margin of a few nats still give a gradient (a smooth margin loss),
+    where at T = 1 their loss is ~exp(-margin) and vanishes."""
+    B, K = cond.shape
+    if not 1 <= class_rows <= B:
+        raise ValueError(f"class_rows must lie in 1..{B}, got {class_rows}.")
+    Q = model.config.quantization_levels
+    extra = seq[:class_rows].repeat_interleave(K, dim=0)  # rows b-major: row = b * K + k
+    all_seq = torch.cat([seq, extra])
+    all_cond = torch.cat([cond, torch.eye(K, dtype=cond.dtype, device=cond.device).repeat(class_rows, 1)])
+    logits, inputs = (forward or model)(one_hot(all_seq[:, :-1], Q, logits_dtype(model)), all_cond, return_layer_inputs=True)
+    loss_tf = F.cross_entropy(logits[:B], seq[:, 1:])
+    ll = -F.cross_entropy(logits[B:], extra[:, 1:], reduction="none").sum(dim=1).view(class_rows, K)  # log p(x | y=k)
+    loss_cls = F.cross_entropy(ll / temperature, cond[:class_rows].argmax(dim=1))
+    return loss_tf, loss_cls, logits[:B], [x[:B] for x in inputs]
 
 
 def origin_targets(seq: torch.Tensor, origins: torch.Tensor, horizon: int) -> torch.Tensor:

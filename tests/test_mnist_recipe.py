@@ -147,3 +147,23 @@ def test_smoke_training_run_exports_a_loadable_model(tmp_path):
     result = json.loads(out.read_text())["models"]["smoke-mnist"]
     assert result["metrics"]["bayes_accuracy"] >= 0 and result["latency"]["sample_10_digits_s"] > 0
     assert result["quantization"]["levels"] == 2
+
+
+def test_smoke_run_with_the_classification_loss_logs_it_and_refuses_it_where_it_cannot_apply(tmp_path, capsys):
+    data = write_fixture(tmp_path / "data")
+    args = ["--config", str(ROOT / "configs" / "smoke-mnist.json"), "--runs", str(tmp_path / "runs"), "--fresh",
+            f"--data.data_dir={data}", "--data.val_size=10", f"--train.export_dir={tmp_path / 'export'}"]
+    assert train.main(args + ["--train.class_weight=0.5", "--train.class_images=2"]) == 0
+    records = [json.loads(l) for l in (tmp_path / "runs" / "smoke-mnist" / "metrics.jsonl").read_text().splitlines()]
+    cls = [r["loss_classification"] for r in records if "loss_classification" in r]
+    assert len(cls) == 4 and all(v >= 0 for v in cls)
+    assert all(abs(r["loss"] - r["loss_teacher_forced"] - 0.5 * r["loss_classification"]) < 1e-5
+               for r in records if "loss_classification" in r)
+    assert "class_weight=0.5" in (tmp_path / "export" / "smoke-mnist" / "README.md").read_text()
+    capsys.readouterr()
+    assert train.main(args + ["--train.class_weight=0.5", "--train.class_images=9"]) == 2
+    assert "train.class_images must lie in 1..train.batch_size (4)" in capsys.readouterr().err
+    assert train.main(args + ["--train.class_weight=0.5", "--model.cond_channels=0"]) == 2
+    assert "class-conditional" in capsys.readouterr().err
+    assert train.main(args + ["--train.class_weight=0.5", "--train.class_temperature=0"]) == 2
+    assert "train.class_temperature must be > 0" in capsys.readouterr().err

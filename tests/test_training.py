@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from engine.encoding import one_hot
 from engine.models.wavenet import WaveNet, WaveNetConfig
 from engine.sampling import gumbel_noise, gumbel_softmax
-from engine.training import check_origins, teacher_forced, unrolled_loss
+from engine.training import check_origins, teacher_forced, teacher_forced_with_classes, unrolled_loss
 import pytest
 
 
@@ -59,3 +59,46 @@ def test_batched_unrolled_loss_equals_mean_of_per_origin_losses(cond_channels):
 def test_origins_out_of_range_are_rejected():
     with pytest.raises(ValueError, match="Origins"):
         check_origins(torch.tensor([26]), 5, 30)
+
+
+def test_classification_loss_is_the_bayes_posterior_cross_entropy_and_shares_one_forward():
+    model = make(cond=3)
+    g = torch.Generator().manual_seed(1)
+    B, T = 4, 20
+    seq = torch.randint(0, 6, (B, T), generator=g)
+    labels = torch.tensor([2, 0, 1, 2])
+    cond = torch.eye(3, dtype=torch.double)[labels]
+    loss_tf, loss_cls, logits, inputs = teacher_forced_with_classes(model, seq, cond, class_rows=3)
+    # the teacher-forced part is exactly `teacher_forced` on the batch as given
+    ref_tf, ref_logits, ref_inputs = teacher_forced(model, seq, cond)
+    torch.testing.assert_close(loss_tf, ref_tf)
+    torch.testing.assert_close(logits, ref_logits)
+    for a, b in zip(inputs, ref_inputs):
+        torch.testing.assert_close(a, b)
+    # the classification part: log p(x | y=k) from one plain forward per class, then Bayes' rule (uniform prior)
+    per_class = []
+    for k in range(3):
+        c = torch.eye(3, dtype=torch.double)[[k] * 3]
+        lg = model(one_hot(seq[:3, :-1], 6).double(), c)
+        per_class.append(-F.cross_entropy(lg, seq[:3, 1:], reduction="none").sum(dim=1))
+    log_posterior = torch.log_softmax(torch.stack(per_class, dim=1), dim=1)
+    expected = -log_posterior[torch.arange(3), labels[:3]].mean()
+    torch.testing.assert_close(loss_cls, expected)
+    # and it trains the classifier: its gradient is not zero and equals the one-by-one gradient
+    ga = torch.autograd.grad(loss_cls, list(model.parameters()))
+    per_class = []
+    for k in range(3):
+        c = torch.eye(3, dtype=torch.double)[[k] * 3]
+        lg = model(one_hot(seq[:3, :-1], 6).double(), c)
+        per_class.append(-F.cross_entropy(lg, seq[:3, 1:], reduction="none").sum(dim=1))
+    gb = torch.autograd.grad(-torch.log_softmax(torch.stack(per_class, 1), 1)[torch.arange(3), labels[:3]].mean(),
+                             list(model.parameters()))
+    assert any(a.abs().sum() > 0 for a in ga)
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b)
+    # a temperature divides the per-class log-likelihoods before the softmax (the argmax, i.e. the decision, is unchanged)
+    _, hot, _, _ = teacher_forced_with_classes(model, seq, cond, class_rows=3, temperature=3.0)
+    lls = torch.stack(per_class, dim=1).detach()
+    torch.testing.assert_close(hot, F.cross_entropy(lls / 3.0, labels[:3]))
+    with pytest.raises(ValueError, match="class_rows"):
+        teacher_forced_with_classes(model, seq, cond, class_rows=5)

@@ -23,6 +23,9 @@ class TrainConfig:
     unroll_origins: int = 16
     unroll_horizon: int = 8
     gumbel_tau: float = 1.0
+    class_weight: float = 0.0  # lambda of the Bayes-rule classification loss (class-conditional models); 0 = off
+    class_images: int = 8  # sequences per batch also scored under every class for that loss (K forwards each)
+    class_temperature: float = 1.0  # that loss uses softmax(log p(x|y) / T): T > 1 keeps pushing margins of a few nats
     eval_every: int = 500
     checkpoint_every: int = 100
     log_every: int = 10
