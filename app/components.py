@@ -88,6 +88,8 @@ def sampler_controls(horizon: int = 400, trajectories: int = 20, temperature: fl
 # MNIST pages
 
 MNIST_MODELS = ("wavenet-mnist-q2", "wavenet-mnist-q256")  # the shipped pair; other MNIST exports work too
+# the best Bayes classifier shipped (wavenet-mnist-q2 fine-tuned with the classification loss): Guess's default
+GUESS_MODEL = "wavenet-mnist-q2-hybrid"
 CANVAS_SIZE = 280  # 10 canvas pixels per MNIST pixel
 CANVAS_STROKE = 20  # about two MNIST pixels wide, like MNIST's pen
 
@@ -209,21 +211,23 @@ def mnist_model_warnings(usable: dict[str, dict], unavailable: dict[str, str], r
             st.caption(f"**{name}** unavailable: {reason}")
 
 
-def mnist_model_picker(usable: dict[str, dict], key: str = "mnist.model") -> str | None:
-    """One MNIST model (radio, labelled by its quantization); None when there is none."""
+def mnist_model_picker(usable: dict[str, dict], key: str = "mnist.model", prefer: str | None = None) -> str | None:
+    """One MNIST model (radio, labelled by its quantization), `prefer` selected first when it is there;
+    None when there is none."""
     names = sorted(usable)
     if not names:
         return None
-    return st.radio("Model", names, key=key, format_func=lambda n: f"{n} · {quantization_label(usable[n])}")
+    index = names.index(prefer) if prefer in names else 0
+    return st.radio("Model", names, index=index, key=key, format_func=lambda n: f"{n} · {quantization_label(usable[n])}")
 
 
-def choose_mnist_model(listing, root, key: str, needs_digits: str | None = None) -> tuple[str, list[str]]:
+def choose_mnist_model(listing, root, key: str, needs_digits: str | None = None, prefer: str | None = None) -> tuple[str, list[str]]:
     """Warnings for missing or broken MNIST models, then the model picker in the sidebar -> (name, what
     each condition means). Stops the page when no MNIST model can be used, or, when the page
     `needs_digits` (the message says why), when the chosen model is not conditioned on the digit."""
     mnist_model_warnings(listing.usable, listing.unavailable, root)
     with st.sidebar:
-        name = mnist_model_picker(listing.usable, key=key)
+        name = mnist_model_picker(listing.usable, key=key, prefer=prefer)
     if name is None:
         st.stop()
     labels = digit_labels(listing.usable[name])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import re
 import torch
 
 from engine.checkpoint import list_pretrained, save_pretrained
@@ -39,7 +40,8 @@ def write_mnist_models(root: Path, names=MNIST_MODELS, recipe: str = "configs/sm
     """root/NAME/ for the MNIST stand-ins: the smoke recipe's tiny architecture, untrained, with
     quantization read from the name's end (q2 -> Q=2, q256 -> Q=256); returns root."""
     for seed, name in enumerate(names):
-        Q = int(name.rsplit("-q", 1)[1]) if "-q" in name else 2
+        match = re.search(r"-q(\d+)", name)
+        Q = int(match.group(1)) if match else 2
         config = load_recipe_config(ROOT / recipe, [f"--model.quantization_levels={Q}"])
         torch.manual_seed(seed)
         model = build_model("wavenet", config["model"])

@@ -189,6 +189,16 @@ def test_guess_page_replay(pretrained):
     assert len(curve["data"]) == 10 and len(array(curve["data"][0]["x"])) == 784  # the last frame: every pixel
 
 
+def test_guess_page_starts_on_the_bayes_trained_model_and_the_others_do_not(tmp_path, monkeypatch):
+    root = write_mnist_models(tmp_path / "pretrained", names=[*MNIST_MODELS, "wavenet-mnist-q2-hybrid"])
+    monkeypatch.setenv("AR_PRETRAINED_DIR", str(root))
+    at = open_page(GUESS)
+    assert not at.exception and not at.error
+    assert at.radio(key="guess.model").value == "wavenet-mnist-q2-hybrid"
+    at = open_page(SAMPLE)
+    assert at.radio(key="mnist.model").value == "wavenet-mnist-q2"
+
+
 # --- Missing models ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("page", [SAMPLE, COMPLETE, GUESS])
@@ -216,7 +226,7 @@ def test_one_missing_and_one_broken_model(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not shipped(MNIST_MODELS), reason="pretrained/wavenet-mnist-q2 and -q256 are not exported yet")
-@pytest.mark.parametrize("model", MNIST_MODELS)
+@pytest.mark.parametrize("model", [*MNIST_MODELS, "wavenet-mnist-q2-hybrid"])
 def test_shipped_models_read_a_gallery_digit_drawn_on_the_canvas(model, monkeypatch):
     monkeypatch.setenv("AR_PRETRAINED_DIR", str(ROOT / "pretrained"))
     images, labels = load_gallery()

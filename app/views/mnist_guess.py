@@ -18,7 +18,8 @@ st.caption("The model scores your drawing under each digit, p(pixels | digit), a
 
 listing = resources.available_models("mnist")
 name, labels = components.choose_mnist_model(listing, resources.pretrained_root(), key="guess.model",
-                                               needs_digits=", so it cannot tell digits apart; pick a class-conditional model.")
+                                               needs_digits=", so it cannot tell digits apart; pick a class-conditional model.",
+                                               prefer=components.GUESS_MODEL)
 
 
 def posteriors(image):
