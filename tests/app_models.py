@@ -3,9 +3,9 @@ weights, exported exactly as train.py exports (save_pretrained + the recipe's da
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-import re
 import torch
 
 from engine.checkpoint import list_pretrained, save_pretrained

@@ -86,13 +86,7 @@ def test_classification_loss_is_the_bayes_posterior_cross_entropy_and_shares_one
     torch.testing.assert_close(loss_cls, expected)
     # and it trains the classifier: its gradient is not zero and equals the one-by-one gradient
     ga = torch.autograd.grad(loss_cls, list(model.parameters()))
-    per_class = []
-    for k in range(3):
-        c = torch.eye(3, dtype=torch.double)[[k] * 3]
-        lg = model(one_hot(seq[:3, :-1], 6).double(), c)
-        per_class.append(-F.cross_entropy(lg, seq[:3, 1:], reduction="none").sum(dim=1))
-    gb = torch.autograd.grad(-torch.log_softmax(torch.stack(per_class, 1), 1)[torch.arange(3), labels[:3]].mean(),
-                             list(model.parameters()))
+    gb = torch.autograd.grad(expected, list(model.parameters()))
     assert any(a.abs().sum() > 0 for a in ga)
     for a, b in zip(ga, gb):
         torch.testing.assert_close(a, b)
