@@ -25,8 +25,13 @@ def _check_temperature(temperature: float) -> None:
 def categorical(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """A draw from softmax(logits / temperature): (B, Q) -> (B,)."""
     _check_temperature(temperature)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # Inverse-CDF sampling: one uniform per row against the cumulative probabilities. Exact, and a
+    # handful of small ops instead of torch.multinomial, which costs ~0.2 ms per call at (20, 127) on
+    # this project's CPU (a tenth of a fast generation step). Levels of probability 0 are never drawn:
+    # a level j is drawn iff cdf[j-1] <= u < cdf[j].
+    cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum_(-1)
+    u = torch.rand(cdf.shape[:-1] + (1,), generator=generator, device=cdf.device, dtype=cdf.dtype) * cdf[..., -1:]
+    return (cdf <= u).sum(-1).clamp_(max=cdf.shape[-1] - 1)
 
 
 def temperature_sampler(temperature: float = 1.0, generator: torch.Generator | None = None) -> Sampler:

@@ -48,6 +48,40 @@ def test_fast_matches_full_forward_for_every_prefix_length():
         torch.testing.assert_close(step.logits, full[:, :, T0 - 1], rtol=1e-4, atol=1e-5)
 
 
+def test_packed_head_without_autograd_equals_the_addmm_head_used_with_autograd(monkeypatch):
+    """FastState runs the skip/head projections as packed oneDNN linears when no gradient is needed
+    (CPU generation) and as addmm otherwise (n-step training): both give the same logits."""
+    import engine.generation
+    from engine.generation import FastState
+    monkeypatch.setattr(engine.generation, "PACK_MIN_WEIGHTS", 0)  # pack even this tiny model's head
+    model = make(cond=3)
+    seq = torch.randint(0, 7, (4, 30), generator=torch.Generator().manual_seed(5))
+    cond = torch.eye(3)[[0, 1, 2, 0]]
+    x = one_hot(seq, 7)
+    logits = {}
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            full, inputs = model(x[:, :, :20], cond, return_layer_inputs=True)
+            state = FastState.from_forward(model, inputs, full, cond)
+            logits[grad] = torch.stack([state.step(x[:, :, t]) for t in range(20, 30)], 1).detach()
+    torch.testing.assert_close(logits[False], logits[True], rtol=1e-5, atol=1e-5)
+    reference = model(x, cond)[:, :, 20:30].transpose(1, 2)
+    torch.testing.assert_close(logits[False], reference, rtol=1e-4, atol=1e-5)
+
+
+def test_identical_rows_are_primed_once_and_still_diverge_like_the_naive_generator():
+    """N trajectories from one observed prefix share one priming forward; their queues must still be
+    separate (the rows diverge under sampling exactly as the naive generator's do)."""
+    model = make(cond=3)
+    row = torch.randint(0, 7, (1, 25), generator=torch.Generator().manual_seed(7))
+    prefix, cond = row.expand(5, -1), torch.eye(3)[[1] * 5]
+    fs, fl = rollout(generate_fast, model, prefix, temperature_sampler(1.0, torch.Generator().manual_seed(2)), cond, 40)
+    ns, nl = rollout(generate_naive, model, prefix, temperature_sampler(1.0, torch.Generator().manual_seed(2)), cond, 40)
+    assert torch.equal(fs, ns)
+    torch.testing.assert_close(fl, nl, rtol=1e-4, atol=1e-5)
+    assert len({tuple(r.tolist()) for r in fs}) > 1  # the trajectories did diverge
+
+
 def test_seeded_sampling_is_reproducible_and_model_is_untouched():
     model = make(cond=3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
