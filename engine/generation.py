@@ -57,6 +57,15 @@ class FastState:
                               layer.residual))
         self.head = _head(model, last_logits.shape[0])
         self.rings = [list(ring) for ring in layer_inputs]
+        # Without autograd, every layer's gated output is written straight into its slice of one
+        # persistent (B, sum C) buffer that the skip projection reads: no per-step concatenation.
+        # With autograd (n-step training) the outputs stay separate tensors and are concatenated.
+        self.zviews = None
+        if not torch.is_grad_enabled() and _glu_out is not None:
+            widths = [layer.conv.out_channels // 2 for layer in model.layers]
+            zbuf = last_logits.new_empty(last_logits.shape[0], sum(widths))
+            self.zviews = list(zbuf.split(widths, dim=1))
+            self.zbuf = zbuf
         self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
         self.logits = last_logits
 
@@ -102,12 +111,16 @@ class FastState:
         self.logits = self.logits.index_select(0, index)
         self.plan = [entry[:4] + (entry[4].index_select(0, index),) + entry[5:] if entry[4].dim() == 2 else entry
                      for entry in self.plan]  # entry[4]: conv bias + condition bias, (B, 2C) when conditional
+        if self.zviews is not None and index.numel() != self.zbuf.shape[0]:  # a new row count: a new buffer
+            widths = [v.shape[1] for v in self.zviews]
+            self.zbuf = self.zbuf.new_empty(index.numel(), sum(widths))
+            self.zviews = list(self.zbuf.split(widths, dim=1))
         return self
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Feed the next input column x (B, Q) (one-hot or soft); returns logits (B, Q) for the one after."""
-        h, zs = x, []
-        for (L, d, w_now, taps, bias, w_res, residual), ring in zip(self.plan, self.rings):
+        h, zs, zviews = x, [], self.zviews
+        for i, ((L, d, w_now, taps, bias, w_res, residual), ring) in enumerate(zip(self.plan, self.rings)):
             a = torch.addmm(bias, h, w_now)
             if L:
                 p = self.t % L
@@ -115,13 +128,16 @@ class FastState:
                     a = torch.addmm(a, ring[(p - m * d) % L], w_tap)
                 ring[p] = h
             a.narrow(1, 0, a.shape[1] // 2).tanh_()
-            z = F.glu(a, dim=1)  # tanh(f) * sigmoid(g)
-            zs.append(z)
+            if zviews is None:
+                z = F.glu(a, dim=1)  # tanh(f) * sigmoid(g)
+                zs.append(z)
+            else:
+                z = _glu_out(a, 1, out=zviews[i])
             if w_res is not None:
                 h = torch.addmm(h, z, w_res) if residual else z @ w_res
         self.t += 1
         skip, hidden, out = self.head
-        logits = out(hidden(skip(torch.cat(zs, dim=1))))
+        logits = out(hidden(skip(torch.cat(zs, dim=1) if zviews is None else self.zbuf)))
         self.logits = logits
         return logits
 
@@ -157,6 +173,9 @@ def _head(model: WaveNet, rows: int) -> list:
 # Smallest projection (in x out weights) worth a packed oneDNN linear: at batch 10-20 on this project's CPU
 # oneDNN wins from about 512x1024 (736x1024: 277 vs 406 us) and loses below (128x128: 77 vs 22 us).
 PACK_MIN_WEIGHTS = 1 << 19
+
+
+_glu_out = getattr(getattr(torch._C, "_nn", None), "glu", None)  # glu with out=, to fill a slice in place
 
 
 def input_offsets(model: WaveNet) -> list[torch.Tensor | None]:
