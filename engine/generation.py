@@ -125,7 +125,7 @@ class FastState:
             if L:
                 p = self.t % L
                 for m, w_tap in taps:
-                    a = torch.addmm(a, ring[(p - m * d) % L], w_tap)
+                    a.addmm_(ring[(p - m * d) % L], w_tap)  # in place: a is this step's own tensor
                 ring[p] = h
             a.narrow(1, 0, a.shape[1] // 2).tanh_()
             if zviews is None:
