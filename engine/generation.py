@@ -68,6 +68,7 @@ class FastState:
             self.zbuf = zbuf
         self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
         self.logits = last_logits
+        self.levels = None  # (table, shift) after use_levels()
 
     @classmethod
     def from_forward(cls, model: WaveNet, layer_inputs: list[torch.Tensor], logits: torch.Tensor,
@@ -117,12 +118,48 @@ class FastState:
             self.zviews = list(self.zbuf.split(widths, dim=1))
         return self
 
+    def use_levels(self) -> "FastState":
+        """Switch to hard inputs: step() then takes levels (B,) int64 instead of one-hot columns, and the
+        input layer reads its k taps as ONE embedding_bag over per-tap weight tables instead of k
+        one-hot matmuls (Q=127 and input kernel 7: 7 matmuls of 127x128 per step). Exact for one-hot
+        inputs; the input ring's columns (one-hot, or zero padding before t=0) become level indices."""
+        if self.levels is not None:
+            return self
+        L, d, w_now, taps, bias, w_res, residual = self.plan[0]
+        if residual:
+            raise ValueError("use_levels needs an input layer without a residual connection.")
+        Q = w_now.shape[0]
+        zero = w_now.new_zeros(1, w_now.shape[1])
+        tables = [w_now] + [w for _, w in taps]  # now, then tap m = 1..k-1
+        table = torch.cat([torch.cat([w, zero]) for w in tables])  # row j*(Q+1)+q: tap j at level q; q=Q: padding
+        ring = self.rings[0]
+        for j, col in enumerate(ring):
+            if col is None:
+                continue
+            if not (((col == 0) | (col == 1)).all() and (col.sum(1) <= 1).all()):
+                raise ValueError("use_levels needs one-hot (hard) inputs in the primed prefix.")
+            ring[j] = torch.where(col.sum(1) > 0, col.argmax(1), torch.full_like(col[:, 0], Q, dtype=torch.long))
+        shift = torch.arange(len(tables), device=table.device) * (Q + 1)
+        self.levels = (table, shift)
+        return self
+
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        """Feed the next input column x (B, Q) (one-hot or soft); returns logits (B, Q) for the one after."""
+        """Feed the next input column x (B, Q) (one-hot or soft) - or, after use_levels(), the next
+        levels x (B,) - and return the logits (B, Q) for the position after it."""
         h, zs, zviews = x, [], self.zviews
         for i, ((L, d, w_now, taps, bias, w_res, residual), ring) in enumerate(zip(self.plan, self.rings)):
-            a = torch.addmm(bias, h, w_now)
-            if L:
+            if i == 0 and self.levels is not None:
+                table, shift = self.levels
+                if L:
+                    p = self.t % L
+                    idx = torch.stack([x] + [ring[(p - m * d) % L] for m, _ in taps], dim=1)
+                    ring[p] = x
+                else:
+                    idx = x[:, None]
+                a = torch.add(bias, F.embedding_bag(idx + shift, table, mode="sum"))
+            else:
+                a = torch.addmm(bias, h, w_now)
+            if L and not (i == 0 and self.levels is not None):
                 p = self.t % L
                 for m, w_tap in taps:
                     a.addmm_(ring[(p - m * d) % L], w_tap)  # in place: a is this step's own tensor
@@ -215,12 +252,24 @@ def generate_fast(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond: 
     else:
         logits, inputs = model(one_hot(window, Q, next(model.parameters()).dtype), cond, return_layer_inputs=True)
     state = FastState.from_forward(model, inputs, logits, cond)
+    if Q * model.layers[0].conv.kernel_size[0] >= USE_LEVELS_MIN:  # a one-hot matmul this wide costs more than a gather
+        state.use_levels()
+        while True:
+            logits = state.logits
+            sample = sampler(logits)
+            yield Step(sample, logits)
+            state.step(sample)
     eye = torch.eye(Q, dtype=logits.dtype, device=logits.device)  # row s = one-hot column of level s
     while True:
         logits = state.logits
         sample = sampler(logits)
         yield Step(sample, logits)
         state.step(eye.index_select(0, sample))
+
+
+# Smallest Q x input-kernel-size for which generate_fast feeds levels (FastState.use_levels) rather
+# than one-hot columns: MNIST Q=2 (x3) keeps its three tiny matmuls, Fourier Q=127 (x7) gathers.
+USE_LEVELS_MIN = 64
 
 
 @torch.no_grad()

@@ -38,6 +38,31 @@ def test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channel
         torch.testing.assert_close(fl, full[:, :, T0 - 1: T0 - 1 + 60].transpose(1, 2), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("cond_channels", [0, 3])
+@pytest.mark.parametrize("kernel,input_kernel", [(2, 3), (3, 1), (2, 7)])
+def test_fast_with_level_inputs_equals_naive_and_full_forward(cond_channels, kernel, input_kernel, monkeypatch):
+    """generate_fast feeds levels through an embedding_bag input layer (FastState.use_levels) when Q x
+    input kernel is large (Fourier); forced here on the small model, it matches as the one-hot path does."""
+    import engine.generation
+    monkeypatch.setattr(engine.generation, "USE_LEVELS_MIN", 0)
+    test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channels, kernel, input_kernel)
+    model = make(cond_channels, kernel, input_kernel)
+    cond = torch.eye(3)[[2, 0]] if cond_channels else None
+    prefix = torch.randint(0, 7, (2, 9), generator=torch.Generator().manual_seed(4))
+    fs, _ = rollout(generate_fast, model, prefix, temperature_sampler(1.0, torch.Generator().manual_seed(1)), cond, 30)
+    ns, _ = rollout(generate_naive, model, prefix, temperature_sampler(1.0, torch.Generator().manual_seed(1)), cond, 30)
+    assert torch.equal(fs, ns)
+
+
+def test_use_levels_refuses_soft_inputs():
+    from engine.generation import FastState
+    model = make()
+    x = torch.softmax(torch.randn(2, 7, 12), dim=1)  # soft columns, as in n-step training
+    logits, inputs = model(x, None, return_layer_inputs=True)
+    with pytest.raises(ValueError, match="one-hot"):
+        FastState.from_forward(model, inputs, logits, None).use_levels()
+
+
 def test_fast_matches_full_forward_for_every_prefix_length():
     model = make(cond=2)
     seq = torch.randint(0, 7, (2, 40), generator=torch.Generator().manual_seed(3))
