@@ -62,10 +62,7 @@ class FastState:
         # With autograd (n-step training) the outputs stay separate tensors and are concatenated.
         self.zviews = None
         if not torch.is_grad_enabled() and _glu_out is not None:
-            widths = [layer.conv.out_channels // 2 for layer in model.layers]
-            zbuf = last_logits.new_empty(last_logits.shape[0], sum(widths))
-            self.zviews = list(zbuf.split(widths, dim=1))
-            self.zbuf = zbuf
+            self._new_zbuf(last_logits, [layer.conv.out_channels // 2 for layer in model.layers], last_logits.shape[0])
         self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
         self.logits = last_logits
         self.levels = None  # (table, shift) after use_levels()
@@ -113,10 +110,13 @@ class FastState:
         self.plan = [entry[:4] + (entry[4].index_select(0, index),) + entry[5:] if entry[4].dim() == 2 else entry
                      for entry in self.plan]  # entry[4]: conv bias + condition bias, (B, 2C) when conditional
         if self.zviews is not None and index.numel() != self.zbuf.shape[0]:  # a new row count: a new buffer
-            widths = [v.shape[1] for v in self.zviews]
-            self.zbuf = self.zbuf.new_empty(index.numel(), sum(widths))
-            self.zviews = list(self.zbuf.split(widths, dim=1))
+            self._new_zbuf(self.zbuf, [v.shape[1] for v in self.zviews], index.numel())
         return self
+
+    def _new_zbuf(self, like: torch.Tensor, widths: list[int], rows: int) -> None:
+        """The (rows, sum widths) skip buffer and its per-layer column slices."""
+        self.zbuf = like.new_empty(rows, sum(widths))
+        self.zviews = list(self.zbuf.split(widths, dim=1))
 
     def use_levels(self) -> "FastState":
         """Switch to hard inputs: step() then takes levels (B,) int64 instead of one-hot columns, and the
@@ -146,23 +146,18 @@ class FastState:
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Feed the next input column x (B, Q) (one-hot or soft) - or, after use_levels(), the next
         levels x (B,) - and return the logits (B, Q) for the position after it."""
-        h, zs, zviews = x, [], self.zviews
+        h, zs, zviews, levels = x, [], self.zviews, self.levels
         for i, ((L, d, w_now, taps, bias, w_res, residual), ring) in enumerate(zip(self.plan, self.rings)):
-            if i == 0 and self.levels is not None:
-                table, shift = self.levels
-                if L:
-                    p = self.t % L
-                    idx = torch.stack([x] + [ring[(p - m * d) % L] for m, _ in taps], dim=1)
-                    ring[p] = x
-                else:
-                    idx = x[:, None]
+            p = self.t % L if L else 0
+            if i == 0 and levels is not None:  # x holds levels: every tap of the input layer in one gather
+                table, shift = levels
+                idx = torch.stack([x] + [ring[(p - m * d) % L] for m, _ in taps], dim=1)
                 a = torch.add(bias, F.embedding_bag(idx + shift, table, mode="sum"))
             else:
                 a = torch.addmm(bias, h, w_now)
-            if L and not (i == 0 and self.levels is not None):
-                p = self.t % L
                 for m, w_tap in taps:
                     a.addmm_(ring[(p - m * d) % L], w_tap)  # in place: a is this step's own tensor
+            if L:
                 ring[p] = h
             a.narrow(1, 0, a.shape[1] // 2).tanh_()
             if zviews is None:
@@ -196,7 +191,7 @@ def _head(model: WaveNet, rows: int) -> list:
             try:
                 packed = torch.ops.mkldnn._reorder_linear_weight(w2d, rows)
             except (AttributeError, RuntimeError):  # a build without this oneDNN op: addmm below
-                packed = None
+                pass
         if packed is not None:
             act = "relu" if relu else "none"
             maps.append(lambda x, w=packed, b=conv.bias, act=act: torch.ops.mkldnn._linear_pointwise(x, w, b, act, [], ""))
@@ -244,27 +239,25 @@ def generate_fast(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond: 
     R = model.receptive_field
     window = prefix[:, -R:].long()  # earlier inputs cannot reach the next output
     B = window.shape[0]
+    # e.g. N forecast trajectories from one observed curve: prime one row, then copy its queues
     shared = B > 1 and bool((window == window[:1]).all()) and (cond is None or bool((cond == cond[:1]).all()))
-    if shared:  # e.g. N forecast trajectories from one observed curve: prime one row, copy its queues
-        logits, inputs = model(one_hot(window[:1], Q, next(model.parameters()).dtype), None if cond is None else cond[:1],
-                               return_layer_inputs=True)
+    rows = 1 if shared else B
+    logits, inputs = model(one_hot(window[:rows], Q, next(model.parameters()).dtype), None if cond is None else cond[:rows],
+                           return_layer_inputs=True)
+    if shared:
         logits, inputs = logits.expand(B, -1, -1), [x.expand(B, -1, -1) for x in inputs]
-    else:
-        logits, inputs = model(one_hot(window, Q, next(model.parameters()).dtype), cond, return_layer_inputs=True)
     state = FastState.from_forward(model, inputs, logits, cond)
     if Q * model.layers[0].conv.kernel_size[0] >= USE_LEVELS_MIN:  # a one-hot matmul this wide costs more than a gather
         state.use_levels()
-        while True:
-            logits = state.logits
-            sample = sampler(logits)
-            yield Step(sample, logits)
-            state.step(sample)
-    eye = torch.eye(Q, dtype=logits.dtype, device=logits.device)  # row s = one-hot column of level s
+        feed = lambda sample: sample  # noqa: E731
+    else:
+        eye = torch.eye(Q, dtype=logits.dtype, device=logits.device)  # row s = one-hot column of level s
+        feed = lambda sample: eye.index_select(0, sample)  # noqa: E731
     while True:
         logits = state.logits
         sample = sampler(logits)
         yield Step(sample, logits)
-        state.step(eye.index_select(0, sample))
+        state.step(feed(sample))
 
 
 # Smallest Q x input-kernel-size for which generate_fast feeds levels (FastState.use_levels) rather
