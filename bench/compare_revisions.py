@@ -21,37 +21,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import itertools, json, statistics, sys, time, torch
+import importlib.util, json, sys, torch
 torch.set_num_threads(1)
-sys.path.insert(0, sys.argv[1])
-from engine import load_pretrained
-from engine.data.fourier import fourier_series
-from engine.generation import generate_fast
-from engine.models.wavenet import WaveNet, WaveNetConfig
-from engine.sampling import temperature_sampler
-from engine.tasks import forecast
-d = [2**i for i in range(9)] + [2**i for i in range(7)] + [2**i for i in range(6)]
-torch.manual_seed(0)
-cfg = WaveNetConfig(quantization_levels=2, residual_channels=32, skip_channels=1024, head_channels=512,
-                    dilations=d, kernel_size=2, input_kernel_size=3, cond_channels=10)
-model, cond, g = WaveNet(cfg).eval(), torch.eye(10), torch.Generator().manual_seed(0)
-prefix = torch.randint(0, 2, (10, 704), generator=g)
-steps = []
+revision, bench = sys.argv[1], sys.argv[2]
+sys.path.insert(0, revision)
+import engine, engine.data.fourier, engine.generation, engine.models.wavenet, engine.sampling, engine.tasks  # the revision's
+spec = importlib.util.spec_from_file_location("bench_generation", bench)  # this checkout's measuring code,
+gen = importlib.util.module_from_spec(spec)  # which imports the engine modules cached above
+spec.loader.exec_module(gen)
 with torch.no_grad():
-    for _ in range(7):
-        it = generate_fast(model, prefix, temperature_sampler(1.0, g), cond); next(it)
-        t = time.perf_counter()
-        for _ in itertools.islice(it, 784): pass
-        steps.append((time.perf_counter() - t) / 784)
-out = {"mnist_sized_step_s": statistics.median(steps), "mnist_sized_step_min_s": min(steps)}
-observed = fourier_series(torch.arange(300).numpy() * 0.02, [0.8, -0.3, 0.1], [0.0, 1.0, 2.0], period=6.0)
-for folder in sys.argv[2:]:
-    m, times = load_pretrained(folder), []
-    for r in range(4):
-        t = time.perf_counter()
-        forecast(m, observed, 500, 20, condition=1, temperature=1.0, generator=torch.Generator().manual_seed(r))
-        times.append(time.perf_counter() - t)
-    out[f"forecast_s[{folder}]"] = min(times[1:])
+    step, step_min = gen.mnist_sized_fast_step(*gen.mnist_sized_model())
+out = {"mnist_sized_step_s": step, "mnist_sized_step_min_s": step_min}
+for folder in sys.argv[3:]:
+    out[f"forecast_s[{folder}]"] = gen.time_forecast(folder)["forecast_s"]
 print(json.dumps(out))
 """
 
@@ -69,7 +51,8 @@ def main(argv=None) -> int:
             return 2
     for r in range(args.rounds):
         for path in args.revisions:
-            run = subprocess.run([sys.executable, "-c", CHILD, str(Path(path).resolve()), *args.fourier],
+            run = subprocess.run([sys.executable, "-c", CHILD, str(Path(path).resolve()),
+                                  str(ROOT / "bench" / "generation.py"), *(str(Path(f).resolve()) for f in args.fourier)],
                                  capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
             if run.returncode:
                 print(f"error: {path}: {run.stderr.strip().splitlines()[-1] if run.stderr.strip() else run.returncode}", file=sys.stderr)
