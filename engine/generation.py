@@ -232,27 +232,52 @@ def _check_prefix(model: WaveNet, prefix: torch.Tensor) -> None:
 
 
 @torch.no_grad()
+def prime(model: WaveNet, window: torch.Tensor, cond: torch.Tensor | None = None) -> FastState:
+    """A FastState standing after input levels window (B, T) under cond (B, K), from ONE forward over the
+    DISTINCT (window, condition) rows only, whose queues are then copied to their duplicates: N forecast
+    trajectories from one observed curve prime one row; 128 completion particles of one drawn digit
+    prime at most one row per digit."""
+    B = window.shape[0]
+    rows, inverse = None, None
+    if B > 1:
+        key = window.to(torch.float64) if cond is None else torch.cat([window.to(torch.float64), cond.to(torch.float64)], dim=1)
+        if bool((key == key[:1]).all()):
+            rows = torch.zeros(1, dtype=torch.long, device=window.device)
+        else:
+            unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+            if unique.shape[0] < B:  # first row holding each distinct key
+                first = torch.full((unique.shape[0],), B, dtype=torch.long, device=window.device)
+                rows = first.scatter_reduce(0, inverse, torch.arange(B, device=window.device), reduce="amin")
+    x = window if rows is None else window.index_select(0, rows)
+    c = cond if rows is None or cond is None else cond.index_select(0, rows)
+    logits, inputs = model(one_hot(x, model.config.quantization_levels, next(model.parameters()).dtype), c, return_layer_inputs=True)
+    if rows is not None and inverse is None:  # one distinct row: broadcast views, no copies
+        logits, inputs = logits.expand(B, -1, -1), [h.expand(B, -1, -1) for h in inputs]
+    elif rows is not None:
+        logits, inputs = logits.index_select(0, inverse), [h.index_select(0, inverse) for h in inputs]
+    return FastState.from_forward(model, inputs, logits, cond)
+
+
+def level_feed(model: WaveNet, state: FastState):
+    """-> feed(levels (B,) int64) giving what state.step() takes for hard inputs: the levels themselves
+    once the state reads them (FastState.use_levels, when Q x input kernel >= USE_LEVELS_MIN: a one-hot
+    matmul that wide costs more than a gather), else their one-hot columns."""
+    Q = model.config.quantization_levels
+    if Q * model.layers[0].conv.kernel_size[0] >= USE_LEVELS_MIN:
+        state.use_levels()
+        return lambda levels: levels
+    eye = torch.eye(Q, dtype=state.logits.dtype, device=state.logits.device)  # row s = one-hot column of level s
+    return lambda levels: eye.index_select(0, levels)
+
+
+@torch.no_grad()
 def generate_fast(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond: torch.Tensor | None = None) -> Iterator[Step]:
     """Prime with prefix (B, T0) levels and cond (B, K); yields a Step per generated position, forever."""
     _check_prefix(model, prefix)
-    Q = model.config.quantization_levels
     R = model.receptive_field
     window = prefix[:, -R:].long()  # earlier inputs cannot reach the next output
-    B = window.shape[0]
-    # e.g. N forecast trajectories from one observed curve: prime one row, then copy its queues
-    shared = B > 1 and bool((window == window[:1]).all()) and (cond is None or bool((cond == cond[:1]).all()))
-    rows = 1 if shared else B
-    logits, inputs = model(one_hot(window[:rows], Q, next(model.parameters()).dtype), None if cond is None else cond[:rows],
-                           return_layer_inputs=True)
-    if shared:
-        logits, inputs = logits.expand(B, -1, -1), [x.expand(B, -1, -1) for x in inputs]
-    state = FastState.from_forward(model, inputs, logits, cond)
-    if Q * model.layers[0].conv.kernel_size[0] >= USE_LEVELS_MIN:  # a one-hot matmul this wide costs more than a gather
-        state.use_levels()
-        feed = lambda sample: sample  # noqa: E731
-    else:
-        eye = torch.eye(Q, dtype=logits.dtype, device=logits.device)  # row s = one-hot column of level s
-        feed = lambda sample: eye.index_select(0, sample)  # noqa: E731
+    state = prime(model, window, cond)
+    feed = level_feed(model, state)
     while True:
         logits = state.logits
         sample = sampler(logits)

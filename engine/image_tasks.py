@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.encoding import image_to_sequence, images_to_levels, levels_to_images, one_hot, sequence_to_image
-from engine.generation import FastState, generate_fast
+from engine.encoding import image_to_sequence, images_to_levels, levels_to_images, sequence_to_image
+from engine.generation import generate_fast, level_feed, prime
 from engine.sampling import make_sampler
 
 __all__ = [
@@ -334,13 +334,13 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
         if u == 0:
             probs = torch.full((K,), 1.0 / K)
         else:
-            probs = class_posterior_by_prefix(model, x_img)[0, u - 1]
+            probs = torch.softmax(score_levels(model, x[None, :u], c["start"])[0][0].sum(dim=-1).float(), dim=0)  # p(y | x_<u)
         labels = torch.multinomial(probs.to(device).expand(G, K), 1, generator=generator).squeeze(1)
 
     cond = None if labels is None else _conditions(model, labels)
     window = torch.cat([torch.tensor([c["start"]], device=device), x[:u]])[-model.receptive_field:]
-    logits, inputs = model(one_hot(window[None].expand(G, -1), Q, next(model.parameters()).dtype), cond, return_layer_inputs=True)
-    state = FastState.from_forward(model, inputs, logits, cond)
+    state = prime(model, window[None].expand(G, -1), cond)  # one forward per distinct digit, not per particle
+    feed = level_feed(model, state)
     sampler = make_sampler("greedy" if temperature == 0 else "temperature", temperature=temperature or 1.0, generator=generator)
     seq = x[None].repeat(G, 1)
     logw = torch.zeros(n, P, device=device)
@@ -366,7 +366,7 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
             value = sampler(logits)
             seq[:, t] = value
         if t + 1 < N:
-            state.step(F.one_hot(value, Q).to(logits.dtype))
+            state.step(feed(value))
         if progress is not None and ((t + 1 - u) % W == 0 or t + 1 == N):
             progress(t + 1 - u, N - u)
     pick = torch.multinomial(torch.softmax(logw, dim=1), 1, generator=generator).squeeze(1) + offsets[:, 0]

@@ -107,6 +107,35 @@ def test_identical_rows_are_primed_once_and_still_diverge_like_the_naive_generat
     assert len({tuple(r.tolist()) for r in fs}) > 1  # the trajectories did diverge
 
 
+def test_repeated_rows_are_primed_once_per_distinct_row_and_equal_a_full_priming(monkeypatch):
+    """Completion particles share one drawn prefix but carry different digits: prime() runs its forward on
+    the distinct (prefix, condition) rows only and copies their queues; the state, and what it generates,
+    equal a priming of every row."""
+    import engine.generation as generation
+
+    model = make(cond=3)
+    g = torch.Generator().manual_seed(3)
+    rows = torch.randint(0, 7, (2, 20), generator=g)
+    pick = torch.tensor([0, 1, 0, 0, 1, 1, 0, 1])
+    window, cond = rows[pick], torch.eye(3)[[2, 0, 2, 1, 0, 0, 2, 0]]  # 3 distinct (row, digit) pairs
+    forwarded = []
+    real_forward = WaveNet.forward
+    monkeypatch.setattr(WaveNet, "forward", lambda self, x, c=None, **kw: forwarded.append(x.shape[0]) or real_forward(self, x, c, **kw))
+    state = generation.prime(model, window, cond)
+    assert forwarded == [3]
+    full = generation.FastState.from_forward(model, *reversed(real_forward(model, one_hot(window, 7), cond, return_layer_inputs=True)), cond)
+    torch.testing.assert_close(state.logits, full.logits, rtol=1e-5, atol=1e-6)
+    for a, b in zip(state.rings, full.rings):
+        for x, y in zip(a, b):
+            assert (x is None) == (y is None)
+            if x is not None:
+                torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+    fs, fl = rollout(generate_fast, model, window, temperature_sampler(1.0, torch.Generator().manual_seed(4)), cond, 30)
+    ns, nl = rollout(generate_naive, model, window, temperature_sampler(1.0, torch.Generator().manual_seed(4)), cond, 30)
+    assert torch.equal(fs, ns)
+    torch.testing.assert_close(fl, nl, rtol=1e-4, atol=1e-5)
+
+
 def test_seeded_sampling_is_reproducible_and_model_is_untouched():
     model = make(cond=3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
