@@ -16,6 +16,7 @@ import os
 import shlex
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from engine.checkpoint import load_pretrained, save_pretrained
 from engine.models import build_model
 from engine.recipes import TrainConfig, get_recipe_class, load_recipe_config
-from engine.training import teacher_forced, teacher_forced_with_classes, unrolled_loss
+from engine.training import WeightAverage, teacher_forced, teacher_forced_with_classes, unrolled_loss
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -36,19 +37,24 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return low + 0.5 * (cfg.lr - low) * (1 + math.cos(math.pi * progress))
 
 
-def save_checkpoint(path: Path, step: int, model, optimizer, config: dict, seconds: float = 0.0, device: str = "cpu") -> None:
+def save_checkpoint(path: Path, step: int, model, optimizer, config: dict, seconds: float = 0.0, device: str = "cpu",
+                    average: WeightAverage | None = None) -> None:
     """Atomic: a kill mid-write leaves the previous checkpoint intact."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "config": json.dumps(config, sort_keys=True), "seconds": seconds, "device": device}, tmp)
+    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "config": json.dumps(config, sort_keys=True), "seconds": seconds, "device": device}
+    if average is not None:
+        state["weight_average"] = average.state_dict()
+    torch.save(state, tmp)
     os.replace(tmp, path)
 
 
 EVAL_ONLY_KEYS = {"eval_val_images", "eval_test_images", "eval_batch_images", "val_curves", "test_curves"}
 
 
-def load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, float, str]:
-    """-> (step, training seconds so far, device it trained on); refuses anything but a checkpoint of this config."""
+def load_checkpoint(path: Path, model, optimizer, config: dict, average: WeightAverage | None = None) -> tuple[int, float, str]:
+    """-> (step, training seconds so far, device it trained on); refuses anything but a checkpoint of this config.
+    A weight average saved with it is restored into `average` (one saved without it starts from the weights)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or not a checkpoint at all (e.g. a pickle): refuse clearly
@@ -61,6 +67,11 @@ def load_checkpoint(path: Path, model, optimizer, config: dict) -> tuple[int, fl
         raise SystemExit(f"error: {path} was written for a different model/data config; pass --fresh to start over.")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
+    if average is not None:
+        if "weight_average" in ckpt:
+            average.load_state_dict(ckpt["weight_average"])
+        else:
+            average.params = [p.detach().clone() for p in model.parameters()]
     return int(ckpt["step"]), float(ckpt.get("seconds", 0.0)), str(ckpt.get("device", "cpu"))
 
 
@@ -102,6 +113,9 @@ def write_card(export: Path, config: dict, recipe, metrics: dict, command: str, 
     scope = f", {subset} {'images' if 'eval_test_images' in config['data'] else 'curves'}" if subset else ""
     steps = config["train"].get("steps", TrainConfig.steps)
     took = f" in {train_seconds / 60:.0f} min" if train_seconds else ""
+    ema = config["train"].get("ema_decay", 0.0)
+    averaged = (f" The weights shipped (and measured below) are an exponential moving average of the training weights, decay {ema}."
+                if ema else "")
     arch = ", ".join(f"{k}={json.dumps(v)}" for k, v in model_cfg.items())
     kind = (f"conditional on {model_cfg['cond_channels']} classes ({', '.join(recipe.data_config().get('conditions', []))})"
             if model_cfg.get("cond_channels") else "unconditional")
@@ -115,7 +129,7 @@ WaveNet (van den Oord et al. 2016), {kind}, trained by `train.py` from `configs/
 {command}
 ```
 
-{steps} steps of batch {config['train'].get('batch_size', TrainConfig.batch_size)} on {device}{took}.
+{steps} steps of batch {config['train'].get('batch_size', TrainConfig.batch_size)} on {device}{took}.{averaged}
 
 ## Data
 
@@ -165,6 +179,8 @@ def main(argv=None) -> int:
             raise ValueError("train.class_weight must be >= 0, and > 0 only for a class-conditional model (model.cond_channels > 0).")
         if cfg.class_temperature <= 0:
             raise ValueError(f"train.class_temperature must be > 0, got {cfg.class_temperature}.")
+        if not 0.0 <= cfg.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must lie in [0, 1) (0 = off), got {cfg.ema_decay}.")
         if cfg.class_weight > 0 and not 1 <= cfg.class_images <= cfg.batch_size:
             raise ValueError(f"train.class_images must lie in 1..train.batch_size ({cfg.batch_size}), got {cfg.class_images}.")
     except ValueError as e:
@@ -196,11 +212,14 @@ def main(argv=None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
     step, train_seconds, trained_on = 0, 0.0, device
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     if args.export_only:
         if not ckpt_path.exists():
             print(f"error: --export-only needs a finished run in {run_dir}", file=sys.stderr)
             return 2
-        step, train_seconds, trained_on = load_checkpoint(ckpt_path, model, optimizer, config)
+        step, train_seconds, trained_on = load_checkpoint(ckpt_path, model, optimizer, config, average)
+        if average is not None:
+            average.copy_to(model)  # the run's result is its weight average
         logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()] if (run_dir / "metrics.jsonl").exists() else []
         tests = [r["test"] for r in logged if "test" in r and r["step"] == step and r.get("data", config["data"]) == config["data"]]
         if tests:
@@ -214,7 +233,7 @@ def main(argv=None) -> int:
         print(json.dumps({"exported": str(directory), "step": step, "test": metrics}, indent=2))
         return 0
     if ckpt_path.exists() and not args.fresh:
-        step, train_seconds, trained_on = load_checkpoint(ckpt_path, model, optimizer, config)
+        step, train_seconds, trained_on = load_checkpoint(ckpt_path, model, optimizer, config, average)
         if rank == 0:
             print(f"resuming {config['name']} from step {step}", file=sys.stderr)
     elif cfg.init_from:
@@ -227,6 +246,8 @@ def main(argv=None) -> int:
             print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's 'model'.", file=sys.stderr)
             return 2
         model.load_state_dict(start_from.state_dict())
+        if average is not None:
+            average = WeightAverage(model, cfg.ema_decay)  # the average starts from the loaded weights
     train_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     writer = None
@@ -278,6 +299,8 @@ def main(argv=None) -> int:
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        if average is not None:
+            average.update(model)
         step += 1
         bar.update(1)
         if rank == 0:
@@ -294,7 +317,8 @@ def main(argv=None) -> int:
                 log.write(json.dumps(record) + "\n")
                 log.flush()
             if step % cfg.eval_every == 0 and step < cfg.steps:
-                metrics = recipe.evaluate(model, "val", device)
+                with average.applied(model) if average is not None else nullcontext():
+                    metrics = recipe.evaluate(model, "val", device)
                 model.train()
                 for k, v in metrics.items():
                     writer.add_scalar(f"val/{k}", v, step)
@@ -302,8 +326,10 @@ def main(argv=None) -> int:
                 log.flush()
                 tqdm.write(f"step {step} val " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save_checkpoint(ckpt_path, step, model, optimizer, config, train_seconds + time.time() - started, device_label)
+                save_checkpoint(ckpt_path, step, model, optimizer, config, train_seconds + time.time() - started, device_label, average)
     bar.close()
+    if average is not None:
+        average.copy_to(model)  # test figures and the export are the weight average's
     if rank == 0:
         metrics = recipe.evaluate(model, "test", device)
         log.write(json.dumps({"step": step, "test": metrics}) + "\n")

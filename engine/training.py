@@ -11,6 +11,8 @@ likelier than the other classes' - the quantity its Bayes classifier compares.""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 
@@ -152,3 +154,49 @@ def evaluate_series(
     for h in mae_horizons:
         metrics[f"mae_h{h}"] = torch.cat(abs_err[h]).mean().item()
     return metrics
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters (Polyak averaging; PixelCNN++ evaluates
+    with a 0.9995 average). The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so
+    early averages are not dominated by the starting weights. Per training run, never on the model."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must lie in (0, 1), got {decay!r}.")
+        self.decay, self.updates = decay, 0
+        self.params = [p.detach().clone() for p in model.parameters()]
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for avg, p in zip(self.params, model.parameters()):
+            avg.lerp_(p.detach(), 1.0 - d)
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "params": [p.clone() for p in self.params]}
+
+    def load_state_dict(self, state: dict) -> None:
+        params = state["params"]
+        if len(params) != len(self.params) or any(a.shape != b.shape for a, b in zip(params, self.params)):
+            raise ValueError("The saved weight average does not match this model's parameters.")
+        self.updates = int(state["updates"])
+        self.params = [p.to(a.device, a.dtype).clone() for p, a in zip(params, self.params)]
+
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module) -> None:
+        for avg, p in zip(self.params, model.parameters()):
+            p.copy_(avg)
+
+    @contextmanager
+    def applied(self, model: torch.nn.Module):
+        """Within the block the model holds the averaged weights; its own are restored after."""
+        saved = [p.detach().clone() for p in model.parameters()]
+        self.copy_to(model)
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for p, w in zip(model.parameters(), saved):
+                    p.copy_(w)

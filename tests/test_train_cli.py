@@ -49,6 +49,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     ("--train.lr=[1]", "train.lr must be a float"),
     ("--data.periodz=3", "data.periodz"),
     ("bogus", "must look like"),
+    ("--train.ema_decay=1.0", "train.ema_decay must lie in [0, 1)"),
 ])
 def test_bad_config_values_are_clear_errors(tmp_path, capsys, override, message):
     assert run(tmp_path, override) == 2
@@ -201,3 +202,28 @@ def test_fourier_benchmark_reproduces_exported_metrics_and_splits_them_by_period
     # curves have equal length, so the overall teacher-forced accuracy is the curve-weighted mean
     weighted = sum(by[p]["curves"] * by[p]["teacher_forced_accuracy"] for p in periods) / by["all"]["curves"]
     assert weighted == pytest.approx(by["all"]["teacher_forced_accuracy"], abs=1e-9)
+
+
+def test_weight_average_is_what_gets_exported_and_survives_a_resume(tmp_path):
+    """With train.ema_decay the checkpoint carries the running average next to the raw weights; a resumed
+    run continues the same average; the export (and --export-only) ships the average, and the card says so."""
+    from safetensors.torch import load_file
+
+    assert run(tmp_path, "--train.ema_decay=0.9", "--train.steps=4") == 0
+    path = tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt"
+    assert torch.load(path, weights_only=True)["weight_average"]["updates"] == 4
+    assert run(tmp_path, "--train.ema_decay=0.9", "--train.steps=6") == 0
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["step"] == 6 and ckpt["weight_average"]["updates"] == 6
+    folder = tmp_path / "export" / "smoke-fourier"
+    exported = load_file(folder / "model.safetensors")
+    names = list(ckpt["model"])
+    assert len(names) == len(ckpt["weight_average"]["params"])
+    for name, avg in zip(names, ckpt["weight_average"]["params"]):
+        assert torch.equal(exported[name], avg)
+    assert any(not torch.equal(ckpt["model"][n], exported[n]) for n in names)  # the average, not the last step
+    assert "exponential moving average of the training weights, decay 0.9" in (folder / "README.md").read_text()
+    (folder / "model.safetensors").unlink()
+    assert run(tmp_path, "--train.ema_decay=0.9", "--train.steps=6", "--export-only") == 0
+    again = load_file(folder / "model.safetensors")
+    assert all(torch.equal(again[n], exported[n]) for n in names)

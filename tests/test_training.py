@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from engine.encoding import one_hot
 from engine.models.wavenet import WaveNet, WaveNetConfig
 from engine.sampling import gumbel_noise, gumbel_softmax
-from engine.training import check_origins, teacher_forced, teacher_forced_with_classes, unrolled_loss
+from engine.training import WeightAverage, check_origins, teacher_forced, teacher_forced_with_classes, unrolled_loss
 import pytest
 
 
@@ -96,3 +96,27 @@ def test_classification_loss_is_the_bayes_posterior_cross_entropy_and_shares_one
     torch.testing.assert_close(hot, F.cross_entropy(lls / 3.0, labels[:3]))
     with pytest.raises(ValueError, match="class_rows"):
         teacher_forced_with_classes(model, seq, cond, class_rows=5)
+
+
+def test_weight_average_follows_the_warmed_up_decay_and_restores_the_model():
+    model = make()
+    start = [p.detach().clone() for p in model.parameters()]
+    avg = WeightAverage(model, 0.99)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    avg.update(model)  # first update: decay min(0.99, 2/11)
+    d = 2 / 11
+    for a, s, p in zip(avg.params, start, model.parameters()):
+        torch.testing.assert_close(a, d * s + (1 - d) * p.detach())
+    raw = [p.detach().clone() for p in model.parameters()]
+    with avg.applied(model):
+        assert all(torch.equal(p, a) for p, a in zip(model.parameters(), avg.params))
+    assert all(torch.equal(p, r) for p, r in zip(model.parameters(), raw))
+    other = WeightAverage(make(), 0.5)
+    other.load_state_dict(avg.state_dict())
+    assert other.updates == 1 and all(torch.equal(a, b) for a, b in zip(other.params, avg.params))
+    with pytest.raises(ValueError, match="decay must lie in"):
+        WeightAverage(model, 1.0)
+    with pytest.raises(ValueError, match="does not match"):
+        WeightAverage(make(cond=0), 0.5).load_state_dict(avg.state_dict())

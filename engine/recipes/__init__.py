@@ -33,6 +33,7 @@ class TrainConfig:
     threads: int = 2  # CPU threads; tests use 1
     device: str = "auto"  # auto | cpu | cuda
     export_dir: str = "pretrained"
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights (e.g. 0.999); validation, test and export use it
     init_from: str = ""  # a pretrained/NAME folder whose weights start the run (same model config), e.g. to fine-tune
 
 
