@@ -71,7 +71,7 @@ def load_checkpoint(path: Path, model, optimizer, config: dict, average: WeightA
         if "weight_average" in ckpt:
             average.load_state_dict(ckpt["weight_average"])
         else:
-            average.params = [p.detach().clone() for p in model.parameters()]
+            average.restart(model)
     return int(ckpt["step"]), float(ckpt.get("seconds", 0.0)), str(ckpt.get("device", "cpu"))
 
 
@@ -247,7 +247,7 @@ def main(argv=None) -> int:
             return 2
         model.load_state_dict(start_from.state_dict())
         if average is not None:
-            average = WeightAverage(model, cfg.ema_decay)  # the average starts from the loaded weights
+            average.restart(model)  # the average starts from the loaded weights
     train_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     writer = None

@@ -237,23 +237,19 @@ def prime(model: WaveNet, window: torch.Tensor, cond: torch.Tensor | None = None
     DISTINCT (window, condition) rows only, whose queues are then copied to their duplicates: N forecast
     trajectories from one observed curve prime one row; 128 completion particles of one drawn digit
     prime at most one row per digit."""
-    B = window.shape[0]
-    rows, inverse = None, None
+    B, T = window.shape
+    x, c, inverse = window, cond, None
     if B > 1:
-        key = window.to(torch.float64) if cond is None else torch.cat([window.to(torch.float64), cond.to(torch.float64)], dim=1)
-        if bool((key == key[:1]).all()):
-            rows = torch.zeros(1, dtype=torch.long, device=window.device)
+        key = window.double() if cond is None else torch.cat([window.double(), cond.double()], dim=1)  # exact for levels and one-hot
+        unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+        if unique.shape[0] < B:
+            x, c = unique[:, :T].long(), None if cond is None else unique[:, T:].to(cond.dtype)
         else:
-            unique, inverse = torch.unique(key, dim=0, return_inverse=True)
-            if unique.shape[0] < B:  # first row holding each distinct key
-                first = torch.full((unique.shape[0],), B, dtype=torch.long, device=window.device)
-                rows = first.scatter_reduce(0, inverse, torch.arange(B, device=window.device), reduce="amin")
-    x = window if rows is None else window.index_select(0, rows)
-    c = cond if rows is None or cond is None else cond.index_select(0, rows)
+            inverse = None
     logits, inputs = model(one_hot(x, model.config.quantization_levels, next(model.parameters()).dtype), c, return_layer_inputs=True)
-    if rows is not None and inverse is None:  # one distinct row: broadcast views, no copies
+    if inverse is not None and x.shape[0] == 1:  # one distinct row (forecast trajectories): broadcast views, no copies
         logits, inputs = logits.expand(B, -1, -1), [h.expand(B, -1, -1) for h in inputs]
-    elif rows is not None:
+    elif inverse is not None:
         logits, inputs = logits.index_select(0, inverse), [h.index_select(0, inverse) for h in inputs]
     return FastState.from_forward(model, inputs, logits, cond)
 

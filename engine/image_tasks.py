@@ -299,7 +299,7 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
     pixels. Known pixels keep their quantized value: out[:, mask] == quantize(image)[mask].
     -> uint8 (n, H, W) on the CPU (and the digits (n,) used, with return_digits)."""
     c = _image_config(model)
-    H, W, Q, N = c["H"], c["W"], c["Q"], c["H"] * c["W"]
+    H, W, N = c["H"], c["W"], c["H"] * c["W"]
     x_img = _check_images(image, H, W)
     if x_img.shape[0] != 1:
         raise ValueError(f"complete takes one image ({H}, {W}), got {x_img.shape[0]}.")

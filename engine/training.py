@@ -164,7 +164,12 @@ class WeightAverage:
     def __init__(self, model: torch.nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"decay must lie in (0, 1), got {decay!r}.")
-        self.decay, self.updates = decay, 0
+        self.decay = decay
+        self.restart(model)
+
+    def restart(self, model: torch.nn.Module) -> None:
+        """Start the average over from the model's current weights."""
+        self.updates = 0
         self.params = [p.detach().clone() for p in model.parameters()]
 
     @torch.no_grad()
