@@ -17,7 +17,7 @@ import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -117,6 +117,8 @@ def write_card(export: Path, config: dict, recipe, metrics: dict, command: str, 
     averaged = (f" The weights shipped (and measured below) are an exponential moving average of the training weights, decay {ema}."
                 if ema else "")
     arch = ", ".join(f"{k}={json.dumps(v)}" for k, v in model_cfg.items())
+    dropped = (f" Dropout {model_cfg['dropout']} on every layer's gated output was applied in training only; the model runs without it."
+               if model_cfg.get("dropout") else "")
     kind = (f"conditional on {model_cfg['cond_channels']} classes ({', '.join(recipe.data_config().get('conditions', []))})"
             if model_cfg.get("cond_channels") else "unconditional")
     text = f"""# {config['name']}
@@ -137,7 +139,7 @@ WaveNet (van den Oord et al. 2016), {kind}, trained by `train.py` from `configs/
 
 ## Architecture
 
-`{arch}`; receptive field R = {build_model('wavenet', model_cfg).receptive_field}.
+`{arch}`; receptive field R = {build_model('wavenet', model_cfg).receptive_field}.{dropped}
 
 {config.get('notes', '')}
 
@@ -242,8 +244,9 @@ def main(argv=None) -> int:
         except (OSError, ValueError) as e:
             print(f"error: train.init_from: {e}", file=sys.stderr)
             return 2
-        if start_from.config != model.config:
-            print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's 'model'.", file=sys.stderr)
+        if replace(start_from.config, dropout=model.config.dropout) != model.config:  # dropout may differ: it has no weights
+            print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's 'model' (dropout may differ).",
+                  file=sys.stderr)
             return 2
         model.load_state_dict(start_from.state_dict())
         if average is not None:

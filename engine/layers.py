@@ -39,9 +39,11 @@ class GatedLayer(nn.Module):
         cond_channels: int,
         residual: bool,
         last: bool = False,
+        dropout: float = 0.0,
     ):
         super().__init__()
         self.channels = channels
+        self.dropout = dropout  # on the gated output in training mode only; inference paths never drop
         self.residual = residual
         self.conv = CausalConv1d(in_channels, 2 * channels, kernel_size, dilation)
         self.cond = nn.Linear(cond_channels, 2 * channels, bias=False) if cond_channels else None
@@ -63,6 +65,8 @@ class GatedLayer(nn.Module):
         """x (B, C_in, T), cond_bias (B, 2C, 1) or None -> (next input (B, C, T) or None for the last
         layer, gated z (B, C, T))."""
         z = self.gate(self.conv(x), cond_bias)
+        if self.dropout and self.training:
+            z = F.dropout(z, self.dropout, training=True)
         if self.res is None:
             return None, z
         out = self.res(z)

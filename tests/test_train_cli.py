@@ -168,6 +168,10 @@ def test_init_from_starts_a_fresh_run_from_exported_weights_and_refuses_a_mismat
     assert run(tmp_path, "--name=tuned", f"--train.init_from={source}", "--train.steps=1", "--train.lr=0.0") == 0
     tuned = load_pretrained(tmp_path / "export" / "tuned").state_dict()
     assert all(torch.equal(start[k], tuned[k]) for k in start)  # lr 0: the weights it started from, unchanged
+    assert run(tmp_path, "--name=dropped", "--model.dropout=0.2", f"--train.init_from={source}", "--train.steps=1", "--train.lr=0.0") == 0
+    dropped = tmp_path / "export" / "dropped"
+    assert all(torch.equal(start[k], v) for k, v in load_pretrained(dropped).state_dict().items())  # dropout has no weights
+    assert load_pretrained(dropped).config.dropout == 0.2 and "applied in training only" in (dropped / "README.md").read_text()
     assert run(tmp_path, "--name=wider", "--model.residual_channels=12", f"--train.init_from={source}") == 2
     assert "different model config" in capsys.readouterr().err
     assert run(tmp_path, "--name=nowhere", f"--train.init_from={tmp_path / 'missing'}") == 2

@@ -76,3 +76,24 @@ def test_time_major_inference_path_equals_forward(kernel, input_kernel, cond, T)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="levels"):
         model.logits_from_levels(levels[0], c)
+
+
+def test_dropout_acts_in_training_only_and_is_validated():
+    """Dropout changes the training forward (and differs draw to draw) but not the model the app runs:
+    in eval mode, and in the inference path, it equals the same weights without dropout."""
+    torch.manual_seed(0)
+    kw = dict(quantization_levels=4, residual_channels=6, skip_channels=7, head_channels=5, dilations=[1, 2, 4], cond_channels=2)
+    dropped = WaveNet(WaveNetConfig(**kw, dropout=0.5)).double()
+    plain = WaveNet(WaveNetConfig(**kw)).double()
+    plain.load_state_dict(dropped.state_dict())
+    levels = torch.randint(0, 4, (3, 30), generator=torch.Generator().manual_seed(1))
+    x, c = one_hot(levels, 4).double(), torch.eye(2, dtype=torch.double)[[0, 1, 1]]
+    dropped.train()
+    a, b = dropped(x, c), dropped(x, c)
+    assert not torch.allclose(a, b)
+    dropped.eval(), plain.eval()
+    torch.testing.assert_close(dropped(x, c), plain(x, c))
+    torch.testing.assert_close(dropped.logits_from_levels(levels, c), plain(x, c).transpose(1, 2))
+    for bad in (1.0, -0.1, "0.1", True):
+        with pytest.raises(ValueError, match="dropout"):
+            WaveNetConfig(dropout=bad)

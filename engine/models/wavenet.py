@@ -23,6 +23,7 @@ class WaveNetConfig:
     kernel_size: int = 2
     input_kernel_size: int = 3
     cond_channels: int = 0  # K; 0 = unconditional
+    dropout: float = 0.0  # training only: dropped fraction of every layer's gated output (0 = off)
 
     def __post_init__(self):
         ints = {
@@ -41,6 +42,9 @@ class WaveNetConfig:
         if not self.dilations or not all(isinstance(d, int) and d >= 1 for d in self.dilations):
             raise ValueError(f"WaveNetConfig.dilations must be a non-empty list of integers >= 1, got {self.dilations!r}.")
         self.dilations = list(self.dilations)
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"WaveNetConfig.dropout must be a number in [0, 1) (0 = off), got {self.dropout!r}.")
+        self.dropout = float(self.dropout)
 
     @property
     def receptive_field(self) -> int:
@@ -55,8 +59,8 @@ class WaveNet(nn.Module):
         c = config
         C = c.residual_channels
         n = len(c.dilations)
-        layers = [GatedLayer(c.quantization_levels, C, c.input_kernel_size, 1, c.cond_channels, residual=False)]
-        layers += [GatedLayer(C, C, c.kernel_size, d, c.cond_channels, residual=True, last=i == n - 1)
+        layers = [GatedLayer(c.quantization_levels, C, c.input_kernel_size, 1, c.cond_channels, residual=False, dropout=c.dropout)]
+        layers += [GatedLayer(C, C, c.kernel_size, d, c.cond_channels, residual=True, last=i == n - 1, dropout=c.dropout)
                    for i, d in enumerate(c.dilations)]
         self.layers = nn.ModuleList(layers)
         self.skip = nn.Conv1d(C * len(layers), c.skip_channels, 1)
