@@ -23,7 +23,9 @@ class WaveNetConfig:
     kernel_size: int = 2
     input_kernel_size: int = 3
     cond_channels: int = 0  # K; 0 = unconditional
-    dropout: float = 0.0  # training only: dropped fraction of every layer's gated output in the teacher-forced forward (0 = off; the unrolled n-step steps run without it)
+    # Training only: the fraction of every layer's gated output dropped in the teacher-forced forward
+    # (0 = off); the unrolled n-step steps and every inference path run without it.
+    dropout: float = 0.0
 
     def __post_init__(self):
         ints = {
