@@ -23,3 +23,20 @@ def test_every_pretrained_model_loads_strictly(folder):
     assert model.metrics, "the model card metrics are missing from config.json"
     if model.config.cond_channels:
         assert len(model.data_config["conditions"]) == model.config.cond_channels
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_every_pretrained_model_has_its_recipe(folder):
+    """configs/NAME.json exists, passes the recipe checks and builds the shipped architecture (dropout,
+    which acts in training only, aside); the card names the recipe."""
+    from dataclasses import replace
+
+    from engine.models import build_model
+    from engine.recipes import load_recipe_config
+
+    config = load_recipe_config(ROOT.parent / "configs" / f"{folder.name}.json")
+    assert config["name"] == folder.name
+    shipped = load_pretrained(folder).config
+    recipe = build_model("wavenet", config["model"]).config
+    assert replace(recipe, dropout=shipped.dropout) == shipped
+    assert f"configs/{folder.name}.json" in (folder / "README.md").read_text()
