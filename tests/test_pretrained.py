@@ -1,10 +1,13 @@
 """Every shipped model loads strictly and its config says what the app needs."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from engine import load_pretrained
+from engine.models import build_model
+from engine.recipes import load_recipe_config
 
 ROOT = Path(__file__).resolve().parents[1] / "pretrained"
 FOLDERS = sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else []
@@ -29,11 +32,6 @@ def test_every_pretrained_model_loads_strictly(folder):
 def test_every_pretrained_model_has_its_recipe(folder):
     """configs/NAME.json exists, passes the recipe checks and builds the shipped architecture (dropout,
     which acts in training only, aside); the card names the recipe."""
-    from dataclasses import replace
-
-    from engine.models import build_model
-    from engine.recipes import load_recipe_config
-
     config = load_recipe_config(ROOT.parent / "configs" / f"{folder.name}.json")
     assert config["name"] == folder.name
     shipped = load_pretrained(folder).config
