@@ -183,6 +183,8 @@ def main(argv=None) -> int:
             raise ValueError(f"train.class_temperature must be > 0, got {cfg.class_temperature}.")
         if not 0.0 <= cfg.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must lie in [0, 1) (0 = off), got {cfg.ema_decay}.")
+        if not cfg.position_lr_scale > 0:
+            raise ValueError(f"train.position_lr_scale must be > 0, got {cfg.position_lr_scale}.")
         if cfg.class_weight > 0 and not 1 <= cfg.class_images <= cfg.batch_size:
             raise ValueError(f"train.class_images must lie in 1..train.batch_size ({cfg.batch_size}), got {cfg.class_images}.")
     except ValueError as e:
@@ -208,7 +210,11 @@ def main(argv=None) -> int:
     device_label = f"{device} ({torch.cuda.get_device_name()})" if device == "cuda" else device
     torch.manual_seed(cfg.seed)
     model = build_model("wavenet", config["model"]).to(device)  # same init on every rank
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    positional = [p for name, p in model.named_parameters() if name.startswith("position.")]
+    groups = [{"params": [p for name, p in model.named_parameters() if not name.startswith("position.")], "lr_scale": 1.0}]
+    if positional:
+        groups.append({"params": positional, "lr_scale": cfg.position_lr_scale})
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     run_dir = Path(args.runs) / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -244,11 +250,17 @@ def main(argv=None) -> int:
         except (OSError, ValueError) as e:
             print(f"error: train.init_from: {e}", file=sys.stderr)
             return 2
-        if replace(start_from.config, dropout=model.config.dropout) != model.config:  # dropout may differ: it has no weights
-            print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's 'model' (dropout may differ).",
-                  file=sys.stderr)
+        # dropout may differ (it has no weights), and a start without positions may gain a position_grid:
+        # its tables start at zero, so the model starts out computing exactly what init_from computes.
+        gains_positions = not start_from.config.position_grid
+        if replace(start_from.config, dropout=model.config.dropout,
+                   position_grid=model.config.position_grid if gains_positions else start_from.config.position_grid) != model.config:
+            print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's 'model' "
+                  "(dropout may differ, and a position_grid may be added).", file=sys.stderr)
             return 2
-        model.load_state_dict(start_from.state_dict())
+        missing, unexpected = model.load_state_dict(start_from.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("position.") for k in missing):
+            raise RuntimeError(f"init_from weights do not fit: missing {missing}, unexpected {unexpected}")
         if average is not None:
             average.restart(model)  # the average starts from the loaded weights
     train_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
@@ -283,7 +295,7 @@ def main(argv=None) -> int:
         seq, cond = recipe.batch(step, rank, cfg.batch_size, g)
         seq, cond = seq.to(device), None if cond is None else cond.to(device)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg) * group["lr_scale"]
         loss_cls = None
         if cfg.class_weight > 0:
             loss_tf, loss_cls, logits, inputs = teacher_forced_with_classes(model, seq, cond, cfg.class_images, forward=train_model,

@@ -32,9 +32,12 @@ class FastState:
     gradients can flow through an unrolled rollout (n-step training uses the same code).
     """
 
-    def __init__(self, model: WaveNet, layer_inputs: list[torch.Tensor], cond: torch.Tensor | None, last_logits: torch.Tensor):
+    def __init__(self, model: WaveNet, layer_inputs: list[torch.Tensor], cond: torch.Tensor | None, last_logits: torch.Tensor,
+                 next_columns: torch.Tensor | None = None):
         """layer_inputs: per layer a list of its last L_l inputs minus `input_offsets(model)[l]`, each (B, C_l),
-        oldest first (zero padding before t=0 becomes -offset); last_logits (B, Q). `from_forward` builds them."""
+        oldest first (zero padding before t=0 becomes -offset); last_logits (B, Q). `from_forward` builds them.
+        next_columns (B,) int64: the absolute output column the first step() computes, which a model with
+        a position_grid needs (its position biases); ignored by a model without one."""
         biases = model.condition_biases(cond)
         # Per call, the conv weights split by tap and transposed for addmm: per-op overhead, not FLOPs,
         # dominates a one-column step on CPU, so a step is five ops per layer. Two exact rewrites:
@@ -64,23 +67,30 @@ class FastState:
         if not torch.is_grad_enabled() and _glu_out is not None:
             self._new_zbuf(last_logits, [layer.conv.out_channels // 2 for layer in model.layers], last_logits.shape[0])
         self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
+        self.positions = None  # a position_grid model: step() adds its position biases for column next_columns + t
+        if model.config.position_grid:
+            if next_columns is None or next_columns.shape != (last_logits.shape[0],):
+                raise ValueError("A model with a position_grid needs next_columns (B,): the absolute column of the next output.")
+            self.positions = (model, next_columns.long())
         self.logits = last_logits
         self.levels = None  # (table, shift) after use_levels()
 
     @classmethod
     def from_forward(cls, model: WaveNet, layer_inputs: list[torch.Tensor], logits: torch.Tensor,
                      cond: torch.Tensor | None, positions: torch.Tensor | None = None,
-                     steps: int | None = None) -> "FastState":
+                     steps: int | None = None, offset: int = 0) -> "FastState":
         """Prime from a full forward pass. positions (O,) picks origins: the state then stands at each
         origin o (rows ordered b-major: row = b * O + i) having seen inputs 0..o. Default: the last
         column. With `steps`, only the queue slots that `steps` calls of step() will read are filled
-        (n-step training unrolls a few steps, so most of a long queue is never touched)."""
+        (n-step training unrolls a few steps, so most of a long queue is never touched). offset: the
+        forward's own `offset` (the absolute index of its column 0), for a model with a position_grid."""
         B, _, T = logits.shape
         if positions is None:
             positions = torch.tensor([T - 1], device=logits.device)
         O = positions.numel()
+        next_columns = (offset + 1 + positions).repeat(B)  # rows b-major
         rings = []
-        for layer, inp, offset in zip(model.layers, layer_inputs, input_offsets(model)):
+        for layer, inp, dropped in zip(model.layers, layer_inputs, input_offsets(model)):
             L = layer.queue_size
             slots = list(range(L))
             if steps is not None and L:
@@ -88,8 +98,8 @@ class FastState:
                 # slot j (holding input o-L+1+j) is overwritten at step j, so it matters only if read at a step s <= j
                 slots = sorted({(s - m * d) % L for s in range(steps) for m in range(1, k) if (s - m * d) % L >= s})
             padded = F.pad(inp, (L, 0))  # positions < 0 are zeros, as in the forward's padding
-            if offset is not None:
-                padded = padded - offset[None, :, None]
+            if dropped is not None:  # the residual biases FastState carries outside its queues
+                padded = padded - dropped[None, :, None]
             idx = positions[:, None] + 1 + torch.tensor(slots, dtype=torch.long, device=inp.device)[None, :]  # (O, S)
             g = padded[:, :, idx]  # (B, C, O, S)
             columns = g.permute(0, 2, 1, 3).reshape(B * O, inp.shape[1], len(slots)).unbind(-1)
@@ -100,13 +110,15 @@ class FastState:
         last = logits[:, :, positions].permute(0, 2, 1).reshape(B * O, -1)
         if cond is not None:
             cond = cond.repeat_interleave(O, dim=0)
-        return cls(model, rings, cond, last)
+        return cls(model, rings, cond, last, next_columns)
 
     def reorder(self, index: torch.Tensor) -> "FastState":
         """Make row i a copy of row index[i] (queues, last logits, per-row condition biases): particle
         resampling in sequential Monte Carlo. In place on this per-call state; the model is untouched."""
         self.rings = [[None if col is None else col.index_select(0, index) for col in ring] for ring in self.rings]
         self.logits = self.logits.index_select(0, index)
+        if self.positions is not None:
+            self.positions = (self.positions[0], self.positions[1].index_select(0, index))
         self.plan = [entry[:4] + (entry[4].index_select(0, index),) + entry[5:] if entry[4].dim() == 2 else entry
                      for entry in self.plan]  # entry[4]: conv bias + condition bias, (B, 2C) when conditional
         if self.zviews is not None and index.numel() != self.zbuf.shape[0]:  # a new row count: a new buffer
@@ -147,6 +159,10 @@ class FastState:
         """Feed the next input column x (B, Q) (one-hot or soft) - or, after use_levels(), the next
         levels x (B,) - and return the logits (B, Q) for the position after it."""
         h, zs, zviews, levels = x, [], self.zviews, self.levels
+        pos = None
+        if self.positions is not None:
+            model, columns = self.positions
+            pos = model._position_split(columns + self.t)  # per layer (B, 2C)
         for i, ((L, d, w_now, taps, bias, w_res, residual), ring) in enumerate(zip(self.plan, self.rings)):
             p = self.t % L if L else 0
             if i == 0 and levels is not None:  # x holds levels: every tap of the input layer in one gather
@@ -157,6 +173,8 @@ class FastState:
                 a = torch.addmm(bias, h, w_now)
                 for m, w_tap in taps:
                     a.addmm_(ring[(p - m * d) % L], w_tap)  # in place: a is this step's own tensor
+            if pos is not None:
+                a = a + pos[i]  # not in place: with autograd, `a` may be an input addmm_ saved
             if L:
                 ring[p] = h
             a.narrow(1, 0, a.shape[1] // 2).tanh_()
@@ -232,8 +250,9 @@ def _check_prefix(model: WaveNet, prefix: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def prime(model: WaveNet, window: torch.Tensor, cond: torch.Tensor | None = None) -> FastState:
-    """A FastState standing after input levels window (B, T) under cond (B, K), from ONE forward over the
+def prime(model: WaveNet, window: torch.Tensor, cond: torch.Tensor | None = None, offset: int = 0) -> FastState:
+    """A FastState standing after input levels window (B, T) under cond (B, K), whose first column is the
+    sequence's column `offset` (a window cut from a longer prefix), from ONE forward over the
     DISTINCT (window, condition) rows only, whose queues are then copied to their duplicates: N forecast
     trajectories from one observed curve prime one row; 128 completion particles of one drawn digit
     prime at most one row per digit."""
@@ -246,12 +265,13 @@ def prime(model: WaveNet, window: torch.Tensor, cond: torch.Tensor | None = None
             x, c = unique[:, :T].long(), None if cond is None else unique[:, T:].to(cond.dtype)
         else:
             inverse = None
-    logits, inputs = model(one_hot(x, model.config.quantization_levels, next(model.parameters()).dtype), c, return_layer_inputs=True)
+    logits, inputs = model(one_hot(x, model.config.quantization_levels, next(model.parameters()).dtype), c,
+                           return_layer_inputs=True, offset=offset)
     if inverse is not None and x.shape[0] == 1:  # one distinct row (forecast trajectories): broadcast views, no copies
         logits, inputs = logits.expand(B, -1, -1), [h.expand(B, -1, -1) for h in inputs]
     elif inverse is not None:
         logits, inputs = logits.index_select(0, inverse), [h.index_select(0, inverse) for h in inputs]
-    return FastState.from_forward(model, inputs, logits, cond)
+    return FastState.from_forward(model, inputs, logits, cond, offset=offset)
 
 
 def level_feed(model: WaveNet, state: FastState):
@@ -272,7 +292,7 @@ def generate_fast(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond: 
     _check_prefix(model, prefix)
     R = model.receptive_field
     window = prefix[:, -R:].long()  # earlier inputs cannot reach the next output
-    state = prime(model, window, cond)
+    state = prime(model, window, cond, offset=prefix.shape[1] - window.shape[1])
     feed = level_feed(model, state)
     while True:
         logits = state.logits
@@ -292,9 +312,9 @@ def generate_naive(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond:
     _check_prefix(model, prefix)
     Q = model.config.quantization_levels
     R = model.receptive_field
-    seq = prefix[:, -R:].long()
+    seq, length = prefix[:, -R:].long(), prefix.shape[1]
     while True:
-        logits = model(one_hot(seq, Q, next(model.parameters()).dtype), cond)[:, :, -1]
+        logits = model(one_hot(seq, Q, next(model.parameters()).dtype), cond, offset=length - seq.shape[1])[:, :, -1]
         sample = sampler(logits)
         yield Step(sample, logits)
-        seq = torch.cat([seq, sample[:, None]], dim=1)[:, -R:]
+        seq, length = torch.cat([seq, sample[:, None]], dim=1)[:, -R:], length + 1

@@ -339,7 +339,7 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
 
     cond = None if labels is None else _conditions(model, labels)
     window = torch.cat([torch.tensor([c["start"]], device=device), x[:u]])[-model.receptive_field:]
-    state = prime(model, window[None].expand(G, -1), cond)  # one forward per distinct digit, not per particle
+    state = prime(model, window[None].expand(G, -1), cond, offset=u + 1 - window.shape[0])  # one forward per distinct digit, not per particle
     feed = level_feed(model, state)
     sampler = make_sampler("greedy" if temperature == 0 else "temperature", temperature=temperature or 1.0, generator=generator)
     seq = x[None].repeat(G, 1)

@@ -9,11 +9,15 @@ from engine.models.wavenet import WaveNet, WaveNetConfig
 from engine.sampling import greedy, temperature_sampler
 
 
-def make(cond=0, kernel=2, input_kernel=3, dilations=(1, 2, 4, 8, 1, 2), seed=0):
+def make(cond=0, kernel=2, input_kernel=3, dilations=(1, 2, 4, 8, 1, 2), seed=0, grid=()):
     torch.manual_seed(seed)
     cfg = WaveNetConfig(quantization_levels=7, residual_channels=8, skip_channels=16, head_channels=12,
-                        dilations=list(dilations), kernel_size=kernel, input_kernel_size=input_kernel, cond_channels=cond)
-    return WaveNet(cfg).eval()
+                        dilations=list(dilations), kernel_size=kernel, input_kernel_size=input_kernel, cond_channels=cond,
+                        position_grid=list(grid))
+    model = WaveNet(cfg).eval()
+    for table in model.position:  # trained-looking position biases, not the zero start
+        torch.nn.init.normal_(table)
+    return model
 
 
 def rollout(gen, model, prefix, sampler, cond, steps):
@@ -21,10 +25,13 @@ def rollout(gen, model, prefix, sampler, cond, steps):
     return torch.stack([s.sample for s in steps_], 1), torch.stack([s.logits for s in steps_], 1)
 
 
+# grid (5, 6): 30 positions, so rollouts of up to R + 7 + 60 columns also run past the grid (last row clamped),
+# and prefixes longer than R make both generators cut a window from the middle of the sequence.
+@pytest.mark.parametrize("grid", [(), (5, 6)])
 @pytest.mark.parametrize("cond_channels", [0, 3])
 @pytest.mark.parametrize("kernel,input_kernel", [(2, 3), (3, 1)])
-def test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channels, kernel, input_kernel):
-    model = make(cond_channels, kernel, input_kernel)
+def test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channels, kernel, input_kernel, grid):
+    model = make(cond_channels, kernel, input_kernel, grid=grid)
     R = model.receptive_field
     g = torch.Generator().manual_seed(1)
     cond = torch.eye(3)[[0, 2, 1]] if cond_channels else None
@@ -38,15 +45,16 @@ def test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channel
         torch.testing.assert_close(fl, full[:, :, T0 - 1: T0 - 1 + 60].transpose(1, 2), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("grid", [(), (5, 6)])
 @pytest.mark.parametrize("cond_channels", [0, 3])
 @pytest.mark.parametrize("kernel,input_kernel", [(2, 3), (3, 1), (2, 7)])
-def test_fast_with_level_inputs_equals_naive_and_full_forward(cond_channels, kernel, input_kernel, monkeypatch):
+def test_fast_with_level_inputs_equals_naive_and_full_forward(cond_channels, kernel, input_kernel, grid, monkeypatch):
     """generate_fast feeds levels through an embedding_bag input layer (FastState.use_levels) when Q x
     input kernel is large (Fourier); forced here on the small model, it matches as the one-hot path does."""
     import engine.generation
     monkeypatch.setattr(engine.generation, "USE_LEVELS_MIN", 0)
-    test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channels, kernel, input_kernel)
-    model = make(cond_channels, kernel, input_kernel)
+    test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channels, kernel, input_kernel, grid)
+    model = make(cond_channels, kernel, input_kernel, grid=grid)
     cond = torch.eye(3)[[2, 0]] if cond_channels else None
     prefix = torch.randint(0, 7, (2, 9), generator=torch.Generator().manual_seed(4))
     fs, _ = rollout(generate_fast, model, prefix, temperature_sampler(1.0, torch.Generator().manual_seed(1)), cond, 30)

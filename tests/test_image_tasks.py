@@ -32,11 +32,14 @@ def data_config(Q, K, H=28, W=28, start=0):
             "height": H, "width": W, "start_value": start, "conditions": [f"digit {k}" for k in range(K)]}
 
 
-def tiny(Q=2, K=10, H=28, W=28, start=0, seed=0, dilations=(1, 2, 4, 8), sharpen=1.0):
+def tiny(Q=2, K=10, H=28, W=28, start=0, seed=0, dilations=(1, 2, 4, 8), sharpen=1.0, grid=()):
     torch.manual_seed(seed)
     model = WaveNet(WaveNetConfig(quantization_levels=Q, residual_channels=8, skip_channels=16, head_channels=16,
-                                  dilations=list(dilations), kernel_size=2, input_kernel_size=3, cond_channels=K)).eval()
+                                  dilations=list(dilations), kernel_size=2, input_kernel_size=3, cond_channels=K,
+                                  position_grid=list(grid))).eval()
     with torch.no_grad():
+        for table in model.position:  # strong position biases, so a wrong column would show
+            table.normal_(0.0, 2.0)
         model.head_out.weight.mul_(sharpen)
         for layer in model.layers:  # a strong condition, so classes differ visibly
             if layer.cond is not None:
@@ -128,13 +131,33 @@ def test_sampling_shapes_order_and_seeded_reproducibility():
     assert torch.equal(sample_images(model, 7, n=1, temperature=0)[0], greedy[2])
 
 
-def test_greedy_samples_are_the_argmax_of_a_full_forward():
-    """Checks the start-token alignment: output column t predicts pixel t."""
-    model = tiny(Q=4, K=10, start=1, sharpen=3.0)
+@pytest.mark.parametrize("grid", [(), (28, 28)])
+def test_greedy_samples_are_the_argmax_of_a_full_forward(grid):
+    """Checks the start-token alignment: output column t predicts pixel t (and, with a position_grid, the
+    fast generator's columns agree with the full forward's, past the receptive field too)."""
+    model = tiny(Q=4, K=10, start=1, sharpen=3.0, grid=grid)
     images = sample_images(model, [2, 5], n=1, temperature=0)
     x = encode_images(model, images)
     _, pred = score_levels(model, x, start_value=1)
     assert torch.equal(pred[0, 2], x[0]) and torch.equal(pred[1, 5], x[1])
+
+
+def test_greedy_completion_of_a_late_hole_with_positions_is_the_argmax_of_a_full_forward():
+    """complete() primes from a window of the last R known pixels (here from column 729 on, R = 18): with a
+    position_grid the window must keep its absolute columns, or the completion would read the wrong rows."""
+    model = tiny(Q=2, K=10, sharpen=3.0, grid=(28, 28), seed=2)
+    assert model.receptive_field == 18
+    image = digits(1, seed=5)[0]
+    mask = torch.ones(28, 28, dtype=torch.bool)
+    mask[26, 10:] = False
+    mask[27] = False
+    out = complete(model, image, mask, digit=4, n=1, num_particles=1, temperature=0)
+    x = encode_images(model, out)
+    _, pred = score_levels(model, x)
+    hole = ~mask.reshape(-1)
+    assert 0 < x[0][hole].sum() < hole.sum()  # not saturated: the positions decide pixels here
+    assert torch.equal(pred[0, 4][hole], x[0][hole])
+    assert torch.equal(out[0][mask], decode_levels(model, encode_images(model, image))[0][mask])
 
 
 def test_iter_sample_images_fills_in_and_ends_at_sample_images():

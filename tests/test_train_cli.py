@@ -174,6 +174,16 @@ def test_init_from_starts_a_fresh_run_from_exported_weights_and_refuses_a_mismat
     assert load_pretrained(dropped).config.dropout == 0.2 and "applied in training only" in (dropped / "README.md").read_text()
     assert run(tmp_path, "--name=wider", "--model.residual_channels=12", f"--train.init_from={source}") == 2
     assert "different model config" in capsys.readouterr().err
+    # a start without positions may gain a position_grid: its tables start at zero, the rest is the start's
+    assert run(tmp_path, "--name=placed", "--model.position_grid=[3,7]", f"--train.init_from={source}", "--train.steps=1",
+               "--train.lr=0.0") == 0
+    placed = load_pretrained(tmp_path / "export" / "placed")
+    assert placed.config.position_grid == [3, 7]
+    assert all(torch.equal(start[k], v) for k, v in placed.state_dict().items() if not k.startswith("position."))
+    assert all(not t.any() for t in placed.position)
+    # but a grid, once trained, is part of the architecture: starting from it with another grid is refused
+    assert run(tmp_path, "--name=moved", "--model.position_grid=[7,3]", f"--train.init_from={tmp_path / 'export' / 'placed'}") == 2
+    assert "different model config" in capsys.readouterr().err
     assert run(tmp_path, "--name=nowhere", f"--train.init_from={tmp_path / 'missing'}") == 2
     assert "train.init_from" in capsys.readouterr().err
 

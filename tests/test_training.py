@@ -8,11 +8,14 @@ from engine.training import WeightAverage, check_origins, teacher_forced, teache
 import pytest
 
 
-def make(cond=2):
+def make(cond=2, grid=()):
     torch.manual_seed(0)
     cfg = WaveNetConfig(quantization_levels=6, residual_channels=8, skip_channels=10, head_channels=10,
-                        dilations=[1, 2, 4], kernel_size=2, input_kernel_size=2, cond_channels=cond)
-    return WaveNet(cfg).double()
+                        dilations=[1, 2, 4], kernel_size=2, input_kernel_size=2, cond_channels=cond, position_grid=list(grid))
+    model = WaveNet(cfg).double()
+    for table in model.position:  # trained-looking, not the zero start
+        torch.nn.init.normal_(table)
+    return model
 
 
 def per_origin_loss(model, seq, cond, o, horizon, tau, noise):
@@ -29,9 +32,9 @@ def per_origin_loss(model, seq, cond, o, horizon, tau, noise):
     return torch.stack(losses).mean()
 
 
-@pytest.mark.parametrize("cond_channels", [0, 2])
-def test_batched_unrolled_loss_equals_mean_of_per_origin_losses(cond_channels):
-    model = make(cond_channels)
+@pytest.mark.parametrize("cond_channels,grid", [(0, ()), (2, ()), (2, (4, 5))])
+def test_batched_unrolled_loss_equals_mean_of_per_origin_losses(cond_channels, grid):
+    model = make(cond_channels, grid)
     g = torch.Generator().manual_seed(0)
     B, T, H = 3, 30, 5
     seq = torch.randint(0, 6, (B, T), generator=g)

@@ -26,6 +26,13 @@ class WaveNetConfig:
     # Training only: the fraction of every layer's gated output dropped in the teacher-forced forward
     # (0 = off); the unrolled n-step steps and every inference path run without it.
     dropout: float = 0.0
+    # Local conditioning (WaveNet's second kind of condition) on where the predicted value lies: with
+    # [H, W], output column t gets learned per-layer biases for its row min(t // W, H - 1) and its
+    # column t % W, summed (any number of axes works alike, the first one clamped). The position is a
+    # function of t alone, known before any value is, so it adds no look-ahead. [] = off. A raster-
+    # scanned image gives a WaveNet no other way to know where in a row it is: the first pixel of a
+    # stroke and a blank margin look alike to it from the previous ~700 pixels.
+    position_grid: list[int] = field(default_factory=list)
 
     def __post_init__(self):
         ints = {
@@ -47,6 +54,10 @@ class WaveNetConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"WaveNetConfig.dropout must be a number in [0, 1) (0 = off), got {self.dropout!r}.")
         self.dropout = float(self.dropout)
+        if not isinstance(self.position_grid, (list, tuple)) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.position_grid):
+            raise ValueError(f"WaveNetConfig.position_grid must be a list of integers >= 1 (e.g. [28, 28]; [] = off), got {self.position_grid!r}.")
+        self.position_grid = list(self.position_grid)
 
     @property
     def receptive_field(self) -> int:
@@ -68,6 +79,31 @@ class WaveNet(nn.Module):
         self.skip = nn.Conv1d(C * len(layers), c.skip_channels, 1)
         self.head_hidden = nn.Conv1d(c.skip_channels, c.head_channels, 1)
         self.head_out = nn.Conv1d(c.head_channels, c.quantization_levels, 1)
+        # position_grid: per axis a table (size, sum over layers of 2C) of pre-activation biases, zero at
+        # the start so a model with positions starts out as the same model without them.
+        width = sum(layer.conv.out_channels for layer in self.layers)
+        self.position = nn.ParameterList([nn.Parameter(torch.zeros(n, width)) for n in c.position_grid])
+
+    def position_biases(self, columns: torch.Tensor) -> torch.Tensor | None:
+        """Output column indices (any shape, int64) -> their position biases (..., sum of 2C over layers),
+        layer by layer side by side; None when the model has no position_grid."""
+        grid = self.config.position_grid
+        if not grid:
+            return None
+        rest, total = columns, None
+        for axis in reversed(range(len(grid))):
+            index = rest.clamp(max=grid[0] - 1) if axis == 0 else rest % grid[axis]
+            rest = rest // grid[axis]
+            part = self.position[axis][index]
+            total = part if total is None else total + part
+        return total
+
+    def _position_split(self, columns: torch.Tensor) -> list[torch.Tensor] | list[None]:
+        """Per layer its (..., 2C) slice of position_biases(columns), or Nones without a position_grid."""
+        biases = self.position_biases(columns)
+        if biases is None:
+            return [None] * len(self.layers)
+        return list(biases.split([layer.conv.out_channels for layer in self.layers], dim=-1))
 
     @property
     def receptive_field(self) -> int:
@@ -91,9 +127,10 @@ class WaveNet(nn.Module):
         return self.head_out(F.relu(self.head_hidden(h)))
 
     def forward(
-        self, x: torch.Tensor, cond: torch.Tensor | None = None, return_layer_inputs: bool = False
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, return_layer_inputs: bool = False, offset: int = 0
     ):
-        """x (B, Q, T) one-hot (or soft) inputs, cond (B, K) -> logits (B, Q, T).
+        """x (B, Q, T) one-hot (or soft) inputs, cond (B, K) -> logits (B, Q, T). offset: the absolute
+        index of column 0 (a window cut from a longer sequence), which only a position_grid reads.
 
         With return_layer_inputs, also returns every layer's input (B, C_l, T): what the fast
         generator's queues hold (Paine et al. 2016), so a forward pass can prime them.
@@ -101,18 +138,23 @@ class WaveNet(nn.Module):
         if x.dim() != 3 or x.shape[1] != self.config.quantization_levels:
             raise ValueError(f"input must have shape (B, {self.config.quantization_levels}, T), got {tuple(x.shape)}.")
         biases = self.condition_biases(cond)
+        positions = self._position_split(torch.arange(offset, offset + x.shape[2], device=x.device))
         h, zs, inputs = x, [], []
-        for layer, bias in zip(self.layers, biases):
+        for layer, bias, pos in zip(self.layers, biases, positions):
             inputs.append(h)
-            h, z = layer(h, None if bias is None else bias.unsqueeze(-1))
+            if bias is not None:
+                bias = bias.unsqueeze(-1)  # (B, 2C, 1)
+            if pos is not None:
+                bias = pos.t()[None] if bias is None else bias + pos.t()[None]  # (B or 1, 2C, T)
+            h, z = layer(h, bias)
             zs.append(z)
         logits = self.head(torch.cat(zs, dim=1))
         return (logits, inputs) if return_layer_inputs else logits
 
     @torch.no_grad()
-    def logits_from_levels(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def logits_from_levels(self, levels: torch.Tensor, cond: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
         """Inference fast path: input levels (B, T) ints -> logits (B, T, Q), equal to
-        `forward(one_hot(levels), cond).transpose(1, 2)` up to float rounding.
+        `forward(one_hot(levels), cond, offset=offset).transpose(1, 2)` up to float rounding.
 
         Time-major layout, so every 1x1 and dilated convolution is a plain matrix product over B*T rows
         (no padding copies, no slow conv kernels); the input layer is an embedding lookup (its input is
@@ -128,12 +170,13 @@ class WaveNet(nn.Module):
         dtype = self.skip.weight.dtype
         levels = levels.long()
         biases = self.condition_biases(cond)
+        positions = self._position_split(torch.arange(offset, offset + T, device=levels.device))
         N = B * T
         zbuf = torch.empty(N, C * L, dtype=dtype, device=levels.device)  # every layer's gated output, side by side
         scale = torch.ones(2 * C, dtype=dtype, device=levels.device)
         scale[:C] = 2.0  # pre-activation of the tanh half doubled: tanh(f) = 2 sigmoid(2f) - 1
         h = None  # the current layer's input, (N, C)
-        for i, (layer, cond_bias) in enumerate(zip(self.layers, biases)):
+        for i, (layer, cond_bias, pos) in enumerate(zip(self.layers, biases, positions)):
             w = layer.conv.weight * scale[:, None, None]  # (2C, C_in, k); tap j reads x[t - (k-1-j) d]
             bias = layer.conv.bias * scale
             bias = bias if cond_bias is None else bias + cond_bias * scale  # (2C,) or (B, 2C)
@@ -146,6 +189,8 @@ class WaveNet(nn.Module):
             prod3 = prod.view(B, T, k * 2 * C)
             a = prod3[:, :, :2 * C]
             a += bias.unsqueeze(1) if bias.dim() == 2 else bias
+            if pos is not None:
+                a += pos * scale  # (T, 2C): the same for every row
             for back in range(1, k):  # older taps: add the product computed `back*d` rows earlier
                 shift = back * d
                 if shift < T:

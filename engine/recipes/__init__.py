@@ -35,6 +35,7 @@ class TrainConfig:
     export_dir: str = "pretrained"
     ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights (e.g. 0.999); validation, test and export use it
     init_from: str = ""  # a pretrained/NAME folder whose weights start the run (same model config), e.g. to fine-tune
+    position_lr_scale: float = 1.0  # the position_grid tables learn at lr * this (e.g. added to a trained model, from zero)
 
 
 SECTIONS = ("name", "task", "notes", "model", "data", "train")
