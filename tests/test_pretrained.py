@@ -38,3 +38,21 @@ def test_every_pretrained_model_has_its_recipe(folder):
     recipe = build_model("wavenet", config["model"]).config
     assert replace(recipe, dropout=shipped.dropout) == shipped
     assert f"configs/{folder.name}.json" in (folder / "README.md").read_text()
+
+
+RECIPES = sorted((ROOT.parent / "configs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_every_recipe_builds_and_its_init_from_fits(path):
+    """Every recipe in configs/ passes the checks train.py runs and builds its model; a recipe that
+    fine-tunes a shipped model (train.init_from) names one whose architecture it keeps, as train.py
+    requires (dropout may differ and a position_grid may be added)."""
+    config = load_recipe_config(path)
+    assert config["name"] == path.stem
+    model = build_model("wavenet", config["model"])
+    start = config["train"].get("init_from")
+    if start:
+        shipped = load_pretrained(ROOT.parent / start).config
+        grid = model.config.position_grid if not shipped.position_grid else shipped.position_grid
+        assert replace(shipped, dropout=model.config.dropout, position_grid=grid) == model.config
