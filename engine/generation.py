@@ -67,11 +67,18 @@ class FastState:
         if not torch.is_grad_enabled() and _glu_out is not None:
             self._new_zbuf(last_logits, [layer.conv.out_channels // 2 for layer in model.layers], last_logits.shape[0])
         self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
-        self.positions = None  # a position_grid model: step() adds its position biases for column next_columns + t
+        # A position_grid model: step() adds the position biases of column next_columns + t to every layer's
+        # bias, all layers side by side in ONE add (bias_all: the plan's biases concatenated), then reads
+        # per-layer slices of that sum.
+        self.positions = None
         if model.config.position_grid:
             if next_columns is None or next_columns.shape != (last_logits.shape[0],):
                 raise ValueError("A model with a position_grid needs next_columns (B,): the absolute column of the next output.")
             self.positions = (model, next_columns.long())
+            self.bias_all = torch.cat([entry[4] for entry in self.plan], dim=-1)  # (S,) or (B, S)
+            self.bias_edges = [0]
+            for entry in self.plan:
+                self.bias_edges.append(self.bias_edges[-1] + entry[4].shape[-1])
         self.logits = last_logits
         self.levels = None  # (table, shift) after use_levels()
 
@@ -119,6 +126,8 @@ class FastState:
         self.logits = self.logits.index_select(0, index)
         if self.positions is not None:
             self.positions = (self.positions[0], self.positions[1].index_select(0, index))
+            if self.bias_all.dim() == 2:
+                self.bias_all = self.bias_all.index_select(0, index)
         self.plan = [entry[:4] + (entry[4].index_select(0, index),) + entry[5:] if entry[4].dim() == 2 else entry
                      for entry in self.plan]  # entry[4]: conv bias + condition bias, (B, 2C) when conditional
         if self.zviews is not None and index.numel() != self.zbuf.shape[0]:  # a new row count: a new buffer
@@ -159,11 +168,15 @@ class FastState:
         """Feed the next input column x (B, Q) (one-hot or soft) - or, after use_levels(), the next
         levels x (B,) - and return the logits (B, Q) for the position after it."""
         h, zs, zviews, levels = x, [], self.zviews, self.levels
-        pos = None
+        biases = None
         if self.positions is not None:
             model, columns = self.positions
-            pos = model._position_split(columns + self.t)  # per layer (B, 2C)
+            combined = self.bias_all + model.position_biases(columns + self.t)  # (B, S)
+            edges = self.bias_edges
+            biases = [combined[:, edges[i]:edges[i + 1]] for i in range(len(self.plan))]
         for i, ((L, d, w_now, taps, bias, w_res, residual), ring) in enumerate(zip(self.plan, self.rings)):
+            if biases is not None:
+                bias = biases[i]
             p = self.t % L if L else 0
             if i == 0 and levels is not None:  # x holds levels: every tap of the input layer in one gather
                 table, shift = levels
@@ -173,8 +186,6 @@ class FastState:
                 a = torch.addmm(bias, h, w_now)
                 for m, w_tap in taps:
                     a.addmm_(ring[(p - m * d) % L], w_tap)  # in place: a is this step's own tensor
-            if pos is not None:
-                a = a + pos[i]  # not in place: with autograd, `a` may be an input addmm_ saved
             if L:
                 ring[p] = h
             a.narrow(1, 0, a.shape[1] // 2).tanh_()
