@@ -295,7 +295,7 @@ def main(argv=None) -> int:
         seq, cond = recipe.batch(step, rank, cfg.batch_size, g)
         seq, cond = seq.to(device), None if cond is None else cond.to(device)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg) * group["lr_scale"]
+            group["lr"] = lr_at(step, cfg) * group.get("lr_scale", 1.0)  # a checkpoint from before lr_scale has none
         loss_cls = None
         if cfg.class_weight > 0:
             loss_tf, loss_cls, logits, inputs = teacher_forced_with_classes(model, seq, cond, cfg.class_images, forward=train_model,
