@@ -42,6 +42,19 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     assert torch.load(tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt", weights_only=True)["step"] == 6
 
 
+def test_a_checkpoint_from_before_learning_rate_scales_resumes(tmp_path, capsys):
+    """Checkpoints written before param groups carried an lr_scale (for position_grid tables) still resume."""
+    assert run(tmp_path, "--train.steps=4") == 0
+    path = tmp_path / "runs" / "smoke-fourier" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    for group in ckpt["optimizer"]["param_groups"]:
+        del group["lr_scale"]
+    torch.save(ckpt, path)
+    assert run(tmp_path, "--train.steps=6") == 0
+    assert "resuming smoke-fourier from step 4" in capsys.readouterr().err
+    assert torch.load(path, weights_only=True)["step"] == 6
+
+
 @pytest.mark.parametrize("override,message", [
     ("--train.lrr=0.1", "Unknown config key(s) train.lrr"),
     ("--model.channels=3", "Unknown config key(s) model.channels"),
