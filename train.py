@@ -17,7 +17,6 @@ import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from engine.checkpoint import load_pretrained, save_pretrained
-from engine.models import build_model
+from engine.models import build_model, can_start_from
 from engine.recipes import TrainConfig, get_recipe_class, load_recipe_config
 from engine.training import WeightAverage, teacher_forced, teacher_forced_with_classes, unrolled_loss
 
@@ -250,11 +249,7 @@ def main(argv=None) -> int:
         except (OSError, ValueError) as e:
             print(f"error: train.init_from: {e}", file=sys.stderr)
             return 2
-        # dropout may differ (it has no weights), and a start without positions may gain a position_grid:
-        # its tables start at zero, so the model starts out computing exactly what init_from computes.
-        gains_positions = not start_from.config.position_grid
-        if replace(start_from.config, dropout=model.config.dropout,
-                   position_grid=model.config.position_grid if gains_positions else start_from.config.position_grid) != model.config:
+        if not can_start_from(start_from.config, model.config):
             print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's 'model' "
                   "(dropout may differ, and a position_grid may be added).", file=sys.stderr)
             return 2

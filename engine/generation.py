@@ -67,18 +67,16 @@ class FastState:
         if not torch.is_grad_enabled() and _glu_out is not None:
             self._new_zbuf(last_logits, [layer.conv.out_channels // 2 for layer in model.layers], last_logits.shape[0])
         self.t = 0  # steps taken; ring slot t % L holds the oldest input x_{t-L}
-        # A position_grid model: step() adds the position biases of column next_columns + t to every layer's
-        # bias, all layers side by side in ONE add (bias_all: the plan's biases concatenated), then reads
-        # per-layer slices of that sum.
-        self.positions = None
+        # A position_grid model: step() adds the position biases of column columns + t to every layer's
+        # bias, all layers side by side in ONE add (bias_all: the plan's biases concatenated), and splits
+        # the sum into per-layer views.
+        self.position_biases = None
         if model.config.position_grid:
             if next_columns is None or next_columns.shape != (last_logits.shape[0],):
                 raise ValueError("A model with a position_grid needs next_columns (B,): the absolute column of the next output.")
-            self.positions = (model, next_columns.long())
+            self.position_biases, self.bias_widths = model.position_biases, model.bias_widths
+            self.columns = next_columns.long()
             self.bias_all = torch.cat([entry[4] for entry in self.plan], dim=-1)  # (S,) or (B, S)
-            self.bias_edges = [0]
-            for entry in self.plan:
-                self.bias_edges.append(self.bias_edges[-1] + entry[4].shape[-1])
         self.logits = last_logits
         self.levels = None  # (table, shift) after use_levels()
 
@@ -124,8 +122,8 @@ class FastState:
         resampling in sequential Monte Carlo. In place on this per-call state; the model is untouched."""
         self.rings = [[None if col is None else col.index_select(0, index) for col in ring] for ring in self.rings]
         self.logits = self.logits.index_select(0, index)
-        if self.positions is not None:
-            self.positions = (self.positions[0], self.positions[1].index_select(0, index))
+        if self.position_biases is not None:
+            self.columns = self.columns.index_select(0, index)
             if self.bias_all.dim() == 2:
                 self.bias_all = self.bias_all.index_select(0, index)
         self.plan = [entry[:4] + (entry[4].index_select(0, index),) + entry[5:] if entry[4].dim() == 2 else entry
@@ -169,11 +167,8 @@ class FastState:
         levels x (B,) - and return the logits (B, Q) for the position after it."""
         h, zs, zviews, levels = x, [], self.zviews, self.levels
         biases = None
-        if self.positions is not None:
-            model, columns = self.positions
-            combined = self.bias_all + model.position_biases(columns + self.t)  # (B, S)
-            edges = self.bias_edges
-            biases = [combined[:, edges[i]:edges[i + 1]] for i in range(len(self.plan))]
+        if self.position_biases is not None:
+            biases = (self.bias_all + self.position_biases(self.columns + self.t)).split(self.bias_widths, dim=1)
         for i, ((L, d, w_now, taps, bias, w_res, residual), ring) in enumerate(zip(self.plan, self.rings)):
             if biases is not None:
                 bias = biases[i]

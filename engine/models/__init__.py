@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
@@ -19,3 +19,11 @@ def build_model(model_type: str, config: dict):
     if unknown:
         raise ValueError(f"Unknown {config_cls.__name__} keys {sorted(unknown)}; valid keys: {sorted(known)}.")
     return model_cls(config_cls(**config))
+
+
+def can_start_from(start: WaveNetConfig, config: WaveNetConfig) -> bool:
+    """Whether the weights of a `start` model can start training a `config` model (train.init_from): the
+    two are equal but for dropout (it has no weights) and a position_grid that `config` adds to a start
+    without one (its tables start at zero, so the model starts out computing what `start` computes)."""
+    grid = config.position_grid if not start.position_grid else start.position_grid
+    return replace(start, dropout=config.dropout, position_grid=grid) == config

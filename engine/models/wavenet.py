@@ -81,8 +81,7 @@ class WaveNet(nn.Module):
         self.head_out = nn.Conv1d(c.head_channels, c.quantization_levels, 1)
         # position_grid: per axis a table (size, sum over layers of 2C) of pre-activation biases, zero at
         # the start so a model with positions starts out as the same model without them.
-        width = sum(layer.conv.out_channels for layer in self.layers)
-        self.position = nn.ParameterList([nn.Parameter(torch.zeros(n, width)) for n in c.position_grid])
+        self.position = nn.ParameterList([nn.Parameter(torch.zeros(n, sum(self.bias_widths))) for n in c.position_grid])
 
     def position_biases(self, columns: torch.Tensor) -> torch.Tensor | None:
         """Output column indices (any shape, int64) -> their position biases (..., sum of 2C over layers),
@@ -98,12 +97,18 @@ class WaveNet(nn.Module):
             total = part if total is None else total + part
         return total
 
-    def _position_split(self, columns: torch.Tensor) -> list[torch.Tensor] | list[None]:
-        """Per layer its (..., 2C) slice of position_biases(columns), or Nones without a position_grid."""
-        biases = self.position_biases(columns)
-        if biases is None:
+    @property
+    def bias_widths(self) -> list[int]:
+        """Per layer the width (2C) of its pre-activation biases, as they lie side by side in position_biases."""
+        return [layer.conv.out_channels for layer in self.layers]
+
+    def _position_split(self, offset: int, length: int, device) -> list[torch.Tensor] | list[None]:
+        """Per layer the (length, 2C) position biases of columns offset..offset+length-1, or Nones
+        without a position_grid."""
+        if not self.config.position_grid:
             return [None] * len(self.layers)
-        return list(biases.split([layer.conv.out_channels for layer in self.layers], dim=-1))
+        columns = torch.arange(offset, offset + length, device=device)
+        return list(self.position_biases(columns).split(self.bias_widths, dim=-1))
 
     @property
     def receptive_field(self) -> int:
@@ -138,7 +143,7 @@ class WaveNet(nn.Module):
         if x.dim() != 3 or x.shape[1] != self.config.quantization_levels:
             raise ValueError(f"input must have shape (B, {self.config.quantization_levels}, T), got {tuple(x.shape)}.")
         biases = self.condition_biases(cond)
-        positions = self._position_split(torch.arange(offset, offset + x.shape[2], device=x.device))
+        positions = self._position_split(offset, x.shape[2], x.device)
         h, zs, inputs = x, [], []
         for layer, bias, pos in zip(self.layers, biases, positions):
             inputs.append(h)
@@ -170,7 +175,7 @@ class WaveNet(nn.Module):
         dtype = self.skip.weight.dtype
         levels = levels.long()
         biases = self.condition_biases(cond)
-        positions = self._position_split(torch.arange(offset, offset + T, device=levels.device))
+        positions = self._position_split(offset, T, levels.device)
         N = B * T
         zbuf = torch.empty(N, C * L, dtype=dtype, device=levels.device)  # every layer's gated output, side by side
         scale = torch.ones(2 * C, dtype=dtype, device=levels.device)
