@@ -1,19 +1,23 @@
 """Test-set quality and CPU latency of the shipped MNIST WaveNets (pretrained/wavenet-mnist*).
 
     python bench/mnist.py [--data-dir ../shared/data/mnist] [--limit N] [--threads 1] [--models DIR ...]
+                          [--split test|val] [--device cpu|cuda] [--latency-only]
 
 Quality on the official 10,000-image test set (the first N with --limit), each model under its own
 quantization (named in the table): teacher-forced pixel accuracy, NLL in nats per image and bits per
 dimension, Bayes-rule accuracy p(y | x) = p(x | y) p(y) / p(x) with a uniform prior, and the same after
 observing the first 25/50/75% of the pixels in raster order. Latency: class_posterior_by_prefix for one
 image (median of 5), sampling ten digits (one per class) and completing a half-hidden digit (n=4,
-32 particles). Prints a table and writes bench/results/mnist.json.
+32 particles), on the CPU only. Prints a table and writes bench/results/mnist.json. --split val scores the
+validation images instead (for choosing between candidates without touching the test set); --device
+cuda runs the quality figures on the GPU in float32 and skips the CPU latencies.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import sys
 import time
@@ -24,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.checkpoint import load_pretrained  # noqa: E402
-from engine.data.mnist import load_gallery, load_split  # noqa: E402
+from engine.data.mnist import VAL_SIZE, load_gallery, load_split  # noqa: E402
 from engine.image_tasks import class_posterior_by_prefix, complete, sample_images  # noqa: E402
 from engine.recipes.mnist import evaluate_mnist, to_sequences  # noqa: E402
 
@@ -40,17 +44,33 @@ def seconds(call, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None) -> dict:
-    """images None: quality is read from config.json (train.py measured it with the same evaluate_mnist)."""
+def cpu_model() -> str:
+    """The CPU's name as the kernel reports it (figures are only comparable on the same one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None, latency: bool = True) -> dict:
+    """images None: quality is read from config.json (train.py measured it with the same evaluate_mnist).
+    latency False: no latency figures (they are CPU figures; the model may sit on a GPU)."""
     dc = model.data_config
     Q = model.config.quantization_levels
     started = time.perf_counter()
     if images is None:
         metrics = dict(model.metrics)
     else:
-        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels,
+        device = next(model.parameters()).device
+        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))).to(device), labels.to(device),
                                  start_value=int(dc.get("start_value", 0)))
     eval_s = time.perf_counter() - started
+    if not latency:
+        return {"quantization": dc.get("quantization", {}), "metrics": metrics, "latency": {},
+                "evaluation_s": eval_s, "receptive_field": model.receptive_field}
     gallery, _ = load_gallery()
     mask = torch.ones(28, 28, dtype=torch.bool)
     mask[14:] = False
@@ -68,7 +88,12 @@ def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
-    parser.add_argument("--limit", type=int, default=0, help="evaluate the first N test images only (0 = all 10,000)")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate the first N images only (0 = all of the split)")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="test: the official 10,000; val: the last --val-size training images (as train.py holds out)")
+    parser.add_argument("--val-size", type=int, default=VAL_SIZE)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: quality figures on the GPU (float32, no TF32), no latencies")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models", nargs="*", help="model folders (default: pretrained/wavenet-mnist*)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "mnist.json"))
@@ -76,6 +101,15 @@ def main(argv=None) -> int:
                         help="take the test-set figures from each model's config.json (train.py's final evaluation)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            print("error: --device cuda, but torch sees no CUDA GPU here; leave --device out to run on the CPU.", file=sys.stderr)
+            return 2
+        if args.latency_only:
+            print("error: --latency-only measures CPU latency; it cannot be combined with --device cuda.", file=sys.stderr)
+            return 2
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     folders = [Path(m) for m in args.models] if args.models else sorted((ROOT / "pretrained").glob("wavenet-mnist*"))
     if not folders:
         print("No MNIST models found (pretrained/wavenet-mnist*); train one with train.py or pass --models.", file=sys.stderr)
@@ -83,7 +117,7 @@ def main(argv=None) -> int:
     images = labels = None
     if not args.latency_only:
         try:
-            images, labels = load_split(args.data_dir, "test")
+            images, labels = load_split(args.data_dir, args.split, val_size=args.val_size)
         except (FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -91,8 +125,8 @@ def main(argv=None) -> int:
             images, labels = images[:args.limit], labels[:args.limit]
     results = {}
     for folder in folders:
-        model = load_pretrained(folder)
-        results[folder.name] = bench_model(model, images, labels)
+        model = load_pretrained(folder).to(args.device)
+        results[folder.name] = bench_model(model, images, labels, latency=args.device == "cpu")
         if labels is not None:
             print(f"{folder.name}: evaluated {len(labels)} images in {results[folder.name]['evaluation_s']:.0f} s", file=sys.stderr)
 
@@ -105,7 +139,8 @@ def main(argv=None) -> int:
     table = [[""] + names] + [[key] + [fmt(results[n]) for n in names] for key, fmt in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     n_images = len(labels) if labels is not None else "as stated in each config.json"
-    print(f"MNIST test set ({n_images} images), {args.threads} CPU thread(s); latencies in seconds")
+    split = "test" if args.latency_only else args.split
+    print(f"MNIST {split} set ({n_images} images) on {args.device}, {args.threads} CPU thread(s); latencies in seconds")
     for row in table:
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     for n in names:
@@ -113,8 +148,8 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"test_images": n_images, "threads": args.threads, "torch": torch.__version__, "device": "cpu",
-            "prior": "uniform", "prefix_order": "raster"}
+    meta = {"split": split, "images": n_images, "threads": args.threads, "torch": torch.__version__, "device": args.device,
+            "cpu": cpu_model(), "prior": "uniform", "prefix_order": "raster"}
     out.write_text(json.dumps({"meta": meta, "models": results}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

@@ -125,7 +125,7 @@ def test_shipped_configs(name, Q):
         load_recipe_config(ROOT / "configs" / f"{name}.json", ["--data.limit=3"])
 
 
-def test_smoke_training_run_exports_a_loadable_model(tmp_path):
+def test_smoke_training_run_exports_a_loadable_model(tmp_path, capsys):
     data = write_fixture(tmp_path / "data")
     export = tmp_path / "export"
     code = train.main(["--config", str(ROOT / "configs" / "smoke-mnist.json"), "--runs", str(tmp_path / "runs"), "--fresh",
@@ -147,6 +147,19 @@ def test_smoke_training_run_exports_a_loadable_model(tmp_path):
     result = json.loads(out.read_text())["models"]["smoke-mnist"]
     assert result["metrics"]["bayes_accuracy"] >= 0 and result["latency"]["sample_10_digits_s"] > 0
     assert result["quantization"]["levels"] == 2
+    meta = json.loads(out.read_text())["meta"]
+    assert (meta["split"], meta["images"], meta["device"]) == ("test", 5, "cpu") and meta["cpu"]
+    # validation images instead of the test set, for choosing between candidates
+    val_out = tmp_path / "mnist-val.json"
+    assert bench.main(["--models", str(export / "smoke-mnist"), "--data-dir", str(data), "--split", "val", "--val-size", "10",
+                       "--out", str(val_out)]) == 0
+    val = json.loads(val_out.read_text())
+    assert (val["meta"]["split"], val["meta"]["images"]) == ("val", 10)
+    assert val["models"]["smoke-mnist"]["metrics"] != result["metrics"]
+    if not torch.cuda.is_available():  # asking for a GPU that is not there is refused with a message, not a traceback
+        assert bench.main(["--models", str(export / "smoke-mnist"), "--data-dir", str(data), "--device", "cuda",
+                           "--out", str(tmp_path / "cuda.json")]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "cuda.json").exists()
 
 
 def test_smoke_run_with_the_classification_loss_logs_it_and_refuses_it_where_it_cannot_apply(tmp_path, capsys):
