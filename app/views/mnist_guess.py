@@ -23,12 +23,15 @@ name, labels = components.choose_mnist_model(listing, resources.pretrained_root(
 
 
 def posteriors(image):
-    """p(digit | first h pixels) (H*W, K) for one image, or None after showing the error."""
+    """(p(digit | first h pixels) (H*W, K) for one image, seconds it took), or (None, 0) after showing the error."""
     try:
-        return class_posterior_by_prefix(resources.load_model(name), image)[0].numpy()
+        model = resources.load_model(name)
+        started = time.perf_counter()
+        by_prefix = class_posterior_by_prefix(model, image)[0].numpy()
     except ValueError as e:
         st.error(str(e))
-        return None
+        return None, 0.0
+    return by_prefix, time.perf_counter() - started
 
 
 @st.fragment
@@ -50,11 +53,13 @@ def draw_and_guess():
             st.info("Draw a digit on the black canvas (white ink). The guess updates after every stroke; "
                     "the toolbar's bin clears the canvas.")
             return
-        by_prefix = posteriors(image)
+        by_prefix, seconds = posteriors(image)
         if by_prefix is None:
             return
         st.plotly_chart(plots.posterior_bar_figure(by_prefix[-1], labels), key="guess.bar")
         st.plotly_chart(plots.posterior_curve_figure(by_prefix, labels), key="guess.curve")
+        st.caption(f"All {by_prefix.shape[0]} prefixes scored under all {by_prefix.shape[1]} digits in one forward: "
+                   f"{seconds * 1000:.0f} ms on {resources.device_label()}.")
     with left:
         st.plotly_chart(plots.digit_grid_figure(image[None, None], col_titles=["what the model reads (28x28)"], scale=5),
                         key="guess.seen")
@@ -69,7 +74,7 @@ def replay():
         row = components.gallery_picker(gallery_labels, key="guess.replay")
         play = st.button("Replay", key="guess.replay.play", type="primary")
     image = images[row]
-    by_prefix = posteriors(image)
+    by_prefix, _ = posteriors(image)
     if by_prefix is None:
         return
     N, W = by_prefix.shape[0], image.shape[1]
