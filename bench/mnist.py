@@ -96,7 +96,8 @@ def main(argv=None) -> int:
                         help="cuda: quality figures on the GPU (float32, no TF32), no latencies")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models", nargs="*", help="model folders (default: pretrained/wavenet-mnist*)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "mnist.json"))
+    parser.add_argument("--out", help="JSON to write (default: bench/results/mnist.json, or mnist-val.json for --split val, "
+                                      "so a validation run never overwrites the test figures)")
     parser.add_argument("--latency-only", action="store_true",
                         help="take the test-set figures from each model's config.json (train.py's final evaluation)")
     args = parser.parse_args(argv)
@@ -146,7 +147,7 @@ def main(argv=None) -> int:
     for n in names:
         print(f"{n}: {results[n]['quantization'].get('rule', 'quantization not stated')}")
 
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "bench" / "results" / ("mnist-val.json" if split == "val" else "mnist.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"split": split, "images": n_images, "threads": args.threads, "torch": torch.__version__, "device": args.device,
             "cpu": cpu_model(), "prior": "uniform", "prefix_order": "raster"}

@@ -150,9 +150,10 @@ def test_smoke_training_run_exports_a_loadable_model(tmp_path, capsys):
     meta = json.loads(out.read_text())["meta"]
     assert (meta["split"], meta["images"], meta["device"]) == ("test", 5, "cpu") and meta["cpu"]
     # validation images instead of the test set, for choosing between candidates
-    val_out = tmp_path / "mnist-val.json"
-    assert bench.main(["--models", str(export / "smoke-mnist"), "--data-dir", str(data), "--split", "val", "--val-size", "10",
-                       "--out", str(val_out)]) == 0
+    bench.ROOT = tmp_path  # where the default --out lies: mnist-val.json, never the test figures' mnist.json
+    assert bench.main(["--models", str(export / "smoke-mnist"), "--data-dir", str(data), "--split", "val", "--val-size", "10"]) == 0
+    val_out = tmp_path / "bench" / "results" / "mnist-val.json"
+    assert not (tmp_path / "bench" / "results" / "mnist.json").exists()
     val = json.loads(val_out.read_text())
     assert (val["meta"]["split"], val["meta"]["images"]) == ("val", 10)
     assert val["models"]["smoke-mnist"]["metrics"] != result["metrics"]
