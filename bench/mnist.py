@@ -55,33 +55,34 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_latency(model) -> dict:
+    """Seconds for the app's three calls on one gallery digit (medians)."""
+    gallery, _ = load_gallery()
+    mask = torch.ones(28, 28, dtype=torch.bool)
+    mask[14:] = False
+    g = torch.Generator().manual_seed(0)
+    class_posterior_by_prefix(model, gallery[0])  # warm-up
+    return {
+        "class_posterior_by_prefix_1_image_s": seconds(lambda: class_posterior_by_prefix(model, gallery[0]), 5),
+        "sample_10_digits_s": seconds(lambda: sample_images(model, list(range(10)), 1, generator=g), 3),
+        "complete_bottom_half_n4_p32_s": seconds(lambda: complete(model, gallery[0], mask, None, n=4, num_particles=32, generator=g), 1),
+    }
+
+
 def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None, latency: bool = True) -> dict:
-    """images None: quality is read from config.json (train.py measured it with the same evaluate_mnist).
-    latency False: no latency figures (they are CPU figures; the model may sit on a GPU)."""
+    """images None: quality is read from config.json (train.py measured it with the same evaluate_mnist),
+    which also moves each batch to the model's device. latency False: no latency figures (they are CPU
+    figures; the model may sit on a GPU)."""
     dc = model.data_config
     Q = model.config.quantization_levels
     started = time.perf_counter()
     if images is None:
         metrics = dict(model.metrics)
     else:
-        device = next(model.parameters()).device
-        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))).to(device), labels.to(device),
+        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels,
                                  start_value=int(dc.get("start_value", 0)))
     eval_s = time.perf_counter() - started
-    if not latency:
-        return {"quantization": dc.get("quantization", {}), "metrics": metrics, "latency": {},
-                "evaluation_s": eval_s, "receptive_field": model.receptive_field}
-    gallery, _ = load_gallery()
-    mask = torch.ones(28, 28, dtype=torch.bool)
-    mask[14:] = False
-    g = torch.Generator().manual_seed(0)
-    class_posterior_by_prefix(model, gallery[0])  # warm-up
-    latency = {
-        "class_posterior_by_prefix_1_image_s": seconds(lambda: class_posterior_by_prefix(model, gallery[0]), 5),
-        "sample_10_digits_s": seconds(lambda: sample_images(model, list(range(10)), 1, generator=g), 3),
-        "complete_bottom_half_n4_p32_s": seconds(lambda: complete(model, gallery[0], mask, None, n=4, num_particles=32, generator=g), 1),
-    }
-    return {"quantization": dc.get("quantization", {}), "metrics": metrics, "latency": latency,
+    return {"quantization": dc.get("quantization", {}), "metrics": metrics, "latency": cpu_latency(model) if latency else {},
             "evaluation_s": eval_s, "receptive_field": model.receptive_field}
 
 

@@ -20,11 +20,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-
 def update_docs() -> bool:
     """AR_UPDATE_DOCS=1: the browser tests write their screenshots of the shipped models into docs/ (the
     README shows them); otherwise a test run leaves the checkout untouched."""
     return os.environ.get("AR_UPDATE_DOCS", "") not in ("", "0")
+
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90, log_tail=lambda: "") -> None:
     """Wait until the streamlit server at url answers its health check; a clear error (with the tail

@@ -34,10 +34,11 @@ def stroke(page, points) -> None:
 
 
 def test_mnist_pages_in_chromium(tmp_path):
-    if shipped(MNIST_MODELS):  # the trained models; AR_UPDATE_DOCS=1 makes these the screenshots docs/ shows
-        env, shots = {"AR_PRETRAINED_DIR": str(ROOT / "pretrained")}, ROOT / "docs" if update_docs() else tmp_path
-    else:  # untrained stand-ins: prove the pages work, but keep their noise out of docs/
-        env, shots = {"AR_PRETRAINED_DIR": str(write_mnist_models(tmp_path / "pretrained"))}, tmp_path
+    # the trained models where shipped (else untrained stand-ins, which prove the pages work); only the
+    # trained models' screenshots, and only with AR_UPDATE_DOCS=1, become the ones docs/ shows
+    real = shipped(MNIST_MODELS)
+    env = {"AR_PRETRAINED_DIR": str(ROOT / "pretrained" if real else write_mnist_models(tmp_path / "pretrained"))}
+    shots = ROOT / "docs" if real and update_docs() else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     with chromium_page() as page, streamlit_server(env) as url:
         # A deep link as the very first request: pages live in app/views/, not app/pages/, so Streamlit
