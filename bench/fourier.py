@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import machine_meta  # noqa: E402
 from engine.checkpoint import list_pretrained, load_pretrained, read_config  # noqa: E402
 from engine.recipes.fourier import FourierData, FourierRecipe  # noqa: E402
 from engine.training import evaluate_series  # noqa: E402
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
             print(f"{name:>22} {m['curves']:4d} " + " ".join(f"{m[k]:14.4f}" for k in keys))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"split": args.split, "threads": args.threads, "torch": torch.__version__, "device": "cpu"}
+    meta = {"split": args.split, **machine_meta(args.threads)}
     out.write_text(json.dumps({"meta": meta, "models": results}, indent=2))
     return 0
 

@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import machine_meta  # noqa: E402
 from engine.generation import generate_fast, generate_naive  # noqa: E402
 from engine.models.wavenet import WaveNet, WaveNetConfig  # noqa: E402
 from engine.sampling import temperature_sampler  # noqa: E402
@@ -121,7 +122,7 @@ def time_forecast(name: str = "wavenet-fourier", trajectories: int = 20, steps: 
 def write(rows: list[dict], args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"threads": args.threads, "torch": torch.__version__, "device": "cpu"}
+    meta = machine_meta(args.threads)
     (out / "generation.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     try:
         import plotly.graph_objects as go

@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from bench.machine import cpu_model  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402  (tests/browser.py)
 from strokes import check_crosstalk, page_model, stroke  # noqa: E402  (bench/strokes.py)
 
@@ -305,7 +306,8 @@ def main(argv=None) -> int:
         "server": {"rss_mb_start": rss_start, "rss_mb_peak": timing["rss_mb_peak"], "rss_mb_end": rss_end, "cpu_s": cpu,
                    "log_tail": server_log if errors else ""},
         "crosstalk": crosstalk,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform(),
+                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                     "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")},
     }
     tmp.cleanup()

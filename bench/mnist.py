@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import machine_meta  # noqa: E402
 from engine.checkpoint import load_pretrained  # noqa: E402
 from engine.data.mnist import VAL_SIZE, load_gallery, load_split  # noqa: E402
 from engine.image_tasks import class_posterior_by_prefix, complete, sample_images  # noqa: E402
@@ -42,17 +42,6 @@ def seconds(call, repeats: int) -> float:
         call()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def cpu_model() -> str:
-    """The CPU's name as the kernel reports it (figures are only comparable on the same one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_latency(model) -> dict:
@@ -150,8 +139,8 @@ def main(argv=None) -> int:
 
     out = Path(args.out or ROOT / "bench" / "results" / ("mnist-val.json" if split == "val" else "mnist.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"split": split, "images": n_images, "threads": args.threads, "torch": torch.__version__, "device": args.device,
-            "cpu": cpu_model(), "prior": "uniform", "prefix_order": "raster"}
+    meta = {"split": split, "images": n_images, **machine_meta(args.threads, args.device), "prior": "uniform",
+            "prefix_order": "raster"}
     out.write_text(json.dumps({"meta": meta, "models": results}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

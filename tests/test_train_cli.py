@@ -218,7 +218,9 @@ def test_fourier_benchmark_reproduces_exported_metrics_and_splits_them_by_period
     spec.loader.exec_module(bench)
     out = tmp_path / "fourier.json"
     assert bench.main(["--models", str(folder), "--out", str(out)]) == 0
-    by = json.loads(out.read_text())["models"]["smoke-fourier"]
+    report = json.loads(out.read_text())
+    by = report["models"]["smoke-fourier"]
+    assert report["meta"]["device"] == "cpu" and report["meta"]["cpu"]  # figures say which machine gave them
     model = load_pretrained(folder)
     # the test curves are rebuilt from config.json alone: the same figures train.py exported
     for key, value in model.metrics.items():
