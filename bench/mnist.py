@@ -59,9 +59,9 @@ def cpu_latency(model) -> dict:
 
 
 def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None, latency: bool = True) -> dict:
-    """images None: quality is read from config.json (train.py measured it with the same evaluate_mnist),
-    which also moves each batch to the model's device. latency False: no latency figures (they are CPU
-    figures; the model may sit on a GPU)."""
+    """images None: quality is read from config.json (train.py measured it with the same evaluate_mnist;
+    evaluate_mnist moves each batch to the model's device itself). latency False: no latency figures
+    (they are CPU figures; the model may sit on a GPU)."""
     dc = model.data_config
     Q = model.config.quantization_levels
     started = time.perf_counter()
