@@ -13,7 +13,6 @@ import argparse
 import json
 import math
 import os
-import shlex
 import sys
 import time
 from contextlib import nullcontext
@@ -23,9 +22,11 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from engine.cards import training_command, write_card, write_mixture_card
 from engine.checkpoint import load_pretrained, save_pretrained
 from engine.models import build_model, can_start_from
-from engine.recipes import TrainConfig, get_recipe_class, load_recipe_config
+from engine.recipes import MixtureFit, TrainConfig, get_recipe_class, load_recipe_config
+from engine.recipes.mixture import best_weighting, mixture_of, score_weightings, weight_grid
 from engine.training import WeightAverage, teacher_forced, teacher_forced_with_classes, unrolled_loss
 
 
@@ -74,90 +75,54 @@ def load_checkpoint(path: Path, model, optimizer, config: dict, average: WeightA
     return int(ckpt["step"]), float(ckpt.get("seconds", 0.0)), str(ckpt.get("device", "cpu"))
 
 
-METRIC_NOTES = {
-    "teacher_forced_accuracy": "next value predicted exactly (argmax = true level), given the true past",
-    "rolling_origin_accuracy_8": "8-step greedy forecasts from 16 evenly spaced origins per curve: fraction of exact levels",
-    "mae_h1": "mean absolute error of the greedy forecast 1 step ahead, in signal units",
-    "mae_h8": "the same, 8 steps ahead", "mae_h32": "the same, 32 steps ahead", "mae_h128": "the same, 128 steps ahead",
-    "pixel_accuracy": "pixel predicted exactly (argmax = true level) given the true pixels before it and the true digit",
-    "nll_nats_per_image": "-log p(image | digit) in nats, summed over the 784 pixels",
-    "bits_per_dim": "the same in bits per pixel",
-    "bayes_accuracy": "argmax_y p(image | y) p(y) with a uniform prior = the true digit",
-}
-
-
-def training_command(argv: list[str]) -> str:
-    """The command that reproduces the run: the recipe plus overrides, without run-management flags."""
-    keep, skip = [], False
-    for a in argv:
-        if skip or a == "--fresh" or a.startswith(("--runs=", "--time-budget=")):
-            skip = False
-            continue
-        if a in ("--runs", "--time-budget"):
-            skip = True
-            continue
-        keep.append(a)
-    return "python train.py " + " ".join(shlex.quote(a) for a in keep)
-
-
-def write_card(export: Path, config: dict, recipe, metrics: dict, command: str, train_seconds: float | None, device: str) -> None:
-    model_cfg = config["model"]
-    def meaning(key: str) -> str:
-        if "_after_" in key:
-            return f"the same, reading only the first {key.rsplit('_', 1)[1].replace('pct', '%')} of the pixels (raster order)"
-        return METRIC_NOTES.get(key, "").replace("|", "\\|")
-
-    rows = "\n".join(f"| {k} | {v:.4f} | {meaning(k)} |" for k, v in metrics.items())
-    subset = config["data"].get("eval_test_images") or config["data"].get("test_curves")
-    scope = f", {subset} {'images' if 'eval_test_images' in config['data'] else 'curves'}" if subset else ""
-    steps = config["train"].get("steps", TrainConfig.steps)
-    took = f" in {train_seconds / 60:.0f} min" if train_seconds else ""
-    ema = config["train"].get("ema_decay", 0.0)
-    averaged = (f" The weights shipped (and measured below) are an exponential moving average of the training weights, decay {ema}."
-                if ema else "")
-    arch = ", ".join(f"{k}={json.dumps(v)}" for k, v in model_cfg.items())
-    dropped = (f" Dropout {model_cfg['dropout']} on every layer's gated output was applied in training only; the model runs without it."
-               if model_cfg.get("dropout") else "")
-    kind = (f"conditional on {model_cfg['cond_channels']} classes ({', '.join(recipe.data_config().get('conditions', []))})"
-            if model_cfg.get("cond_channels") else "unconditional")
-    text = f"""# {config['name']}
-
-WaveNet (van den Oord et al. 2016), {kind}, trained by `train.py` from `configs/{config['name']}.json`.
-
-## How it was made
-
-```
-{command}
-```
-
-{steps} steps of batch {config['train'].get('batch_size', TrainConfig.batch_size)} on {device}{took}.{averaged}
-
-## Data
-
-{recipe.card_data_text()}
-
-## Architecture
-
-`{arch}`; receptive field R = {build_model('wavenet', model_cfg).receptive_field}.{dropped}
-
-{config.get('notes', '')}
-
-## Metrics (test split{scope})
-
-| metric | value | meaning |
-|---|---|---|
-{rows}
-
-Measured by `train.py` at the end of training (`recipe.evaluate(model, "test")`).
-"""
-    (export / "README.md").write_text(text)
-
-
 def export(config: dict, recipe, model, metrics: dict, argv: list[str], train_seconds: float | None, device: str) -> Path:
     directory = Path(config["train"].get("export_dir", TrainConfig.export_dir)) / config["name"]
     save_pretrained(model, directory, data=recipe.data_config(), metrics=metrics)
     write_card(directory, config, recipe, metrics, training_command(argv), train_seconds, device)
     return directory
+
+
+def run_mixture(config: dict, argv: list[str]) -> int:
+    """A mixture recipe: load the member folders, score every weighting of the grid on the validation
+    split, export the best one (pixel accuracy, ties to the lower NLL) with its test figures."""
+    fit, cfg = MixtureFit(**config["mixture"]), TrainConfig(**config["train"])
+    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    if device == "cpu":
+        torch.set_num_threads(cfg.threads)
+    started = time.time()
+    try:
+        if config["task"] != "mnist":
+            raise ValueError(f"mixture recipes are for the mnist task (pixel accuracy on held-out images), not {config['task']!r}.")
+        members = [load_pretrained(folder, device) for folder in fit.members]
+        for folder, m in zip(fit.members, members):
+            if type(m) is not type(members[0]) or not hasattr(m, "layers"):
+                raise ValueError(f"mixture member {folder} is not a WaveNet.")
+        recipe = get_recipe_class(config["task"])(config["data"], members[0].config)
+        for folder, m in zip(fit.members, members):
+            if m.data_config != recipe.data_config():
+                raise ValueError(f"mixture member {folder} was trained on other data settings than this recipe's "
+                                 f"(its config.json 'data' differs from what data.* here gives); every member must match.")
+        levels, labels = recipe.split("val")
+        grid = weight_grid(len(members), fit.weight_step)
+        bar = tqdm(total=levels.shape[0], desc=f"{config['name']}: scoring {len(grid)} weightings on validation", dynamic_ncols=True)
+        rows = score_weightings(members, levels, labels, grid, recipe.data_config()["start_value"], config["data"].get("eval_batch_images", 50),
+                                progress=lambda done: bar.update(done - bar.n))
+        bar.close()
+        best = best_weighting(rows)
+        model = mixture_of(members, best["weights"])
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    tqdm.write(f"validation ({levels.shape[0]} images): best weights {best['weights']}: pixel accuracy {best['pixel_accuracy']:.6f}, "
+               f"NLL {best['nll_nats_per_image']:.2f}", file=sys.stderr)
+    metrics = recipe.evaluate(model, "test", device)
+    directory = Path(cfg.export_dir) / config["name"]
+    save_pretrained(model, directory, data=recipe.data_config(), metrics=metrics)
+    device_label = f"{device} ({torch.cuda.get_device_name()})" if device == "cuda" else device
+    write_mixture_card(directory, config, recipe, metrics, training_command(argv), rows, best, members,
+                       f"{device_label} in {(time.time() - started) / 60:.0f} min")
+    print(json.dumps({"exported": str(directory), "weights": best["weights"], "validation": best, "test": metrics}, indent=2))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -173,6 +138,10 @@ def main(argv=None) -> int:
     args, overrides = parser.parse_known_args(argv)
     try:
         config = load_recipe_config(args.config, overrides)
+        if "mixture" in config:
+            if args.export_only or args.time_budget:
+                raise ValueError("a mixture recipe trains nothing: --export-only and --time-budget do not apply.")
+            return run_mixture(config, list(argv if argv is not None else sys.argv[1:]))
         cfg = TrainConfig(**config["train"])
         model = build_model("wavenet", config["model"])
         recipe = get_recipe_class(config["task"])(config["data"], model.config)

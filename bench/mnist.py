@@ -105,6 +105,12 @@ def main(argv=None) -> int:
     if not folders:
         print("No MNIST models found (pretrained/wavenet-mnist*); train one with train.py or pass --models.", file=sys.stderr)
         return 1
+    names = [f.name for f in folders]
+    twins = sorted({n for n in names if names.count(n) > 1})
+    if twins:  # results are keyed by folder name: one would silently replace the other
+        print(f"error: two --models folders share the name {twins[0]!r}; compare them in separate runs (with separate --out files).",
+              file=sys.stderr)
+        return 2
     images = labels = None
     if not args.latency_only:
         try:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.encoding import one_hot
+from engine.models.mixture import Mixture
 from engine.models.wavenet import WaveNet
 from engine.sampling import Sampler
 
@@ -198,6 +199,26 @@ class FastState:
         return logits
 
 
+class MixtureState:
+    """Per-call state of a Mixture: one state per member, stepped together; `logits` holds the mixture's
+    log-probabilities for the next position. step() takes levels (B,) int64 (level_feed's contract)."""
+
+    def __init__(self, model: Mixture, states: list):
+        self.model, self.states = model, states
+        self.feeds = [level_feed(m, s) for m, s in zip(model.members, states)]
+        self.logits = model.mix([s.logits for s in states], dim=-1)
+
+    def step(self, levels: torch.Tensor) -> torch.Tensor:
+        self.logits = self.model.mix([s.step(feed(levels)) for s, feed in zip(self.states, self.feeds)], dim=-1)
+        return self.logits
+
+    def reorder(self, index: torch.Tensor) -> "MixtureState":
+        for s in self.states:
+            s.reorder(index)
+        self.logits = self.logits.index_select(0, index)
+        return self
+
+
 def _head(model: WaveNet, rows: int) -> list:
     """The three 1x1 convolutions after the skip sum (skip+ReLU, hidden+ReLU, output) as column maps.
     The skip and hidden projections hold most of a step's FLOPs (e.g. 736x1024 and 1024x512 on the
@@ -256,12 +277,14 @@ def _check_prefix(model: WaveNet, prefix: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def prime(model: WaveNet, window: torch.Tensor, cond: torch.Tensor | None = None, offset: int = 0) -> FastState:
+def prime(model: WaveNet | Mixture, window: torch.Tensor, cond: torch.Tensor | None = None, offset: int = 0) -> FastState | MixtureState:
     """A FastState standing after input levels window (B, T) under cond (B, K), whose first column is the
     sequence's column `offset` (a window cut from a longer prefix), from ONE forward over the
     DISTINCT (window, condition) rows only, whose queues are then copied to their duplicates: N forecast
     trajectories from one observed curve prime one row; 128 completion particles of one drawn digit
-    prime at most one row per digit."""
+    prime at most one row per digit. A Mixture gets a MixtureState: each member primed on the same window."""
+    if isinstance(model, Mixture):
+        return MixtureState(model, [prime(m, window, cond, offset) for m in model.members])
     B, T = window.shape
     x, c, inverse = window, cond, None
     if B > 1:
@@ -280,10 +303,12 @@ def prime(model: WaveNet, window: torch.Tensor, cond: torch.Tensor | None = None
     return FastState.from_forward(model, inputs, logits, cond, offset=offset)
 
 
-def level_feed(model: WaveNet, state: FastState):
+def level_feed(model: WaveNet | Mixture, state: FastState | MixtureState):
     """-> feed(levels (B,) int64) giving what state.step() takes for hard inputs: the levels themselves
     once the state reads them (FastState.use_levels, when Q x input kernel >= USE_LEVELS_MIN: a one-hot
-    matmul that wide costs more than a gather), else their one-hot columns."""
+    matmul that wide costs more than a gather), else their one-hot columns. A MixtureState takes levels."""
+    if isinstance(state, MixtureState):
+        return lambda levels: levels
     Q = model.config.quantization_levels
     if Q * model.layers[0].conv.kernel_size[0] >= USE_LEVELS_MIN:
         state.use_levels()
@@ -293,7 +318,7 @@ def level_feed(model: WaveNet, state: FastState):
 
 
 @torch.no_grad()
-def generate_fast(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond: torch.Tensor | None = None) -> Iterator[Step]:
+def generate_fast(model: WaveNet | Mixture, prefix: torch.Tensor, sampler: Sampler, cond: torch.Tensor | None = None) -> Iterator[Step]:
     """Prime with prefix (B, T0) levels and cond (B, K); yields a Step per generated position, forever."""
     _check_prefix(model, prefix)
     R = model.receptive_field
@@ -313,7 +338,7 @@ USE_LEVELS_MIN = 64
 
 
 @torch.no_grad()
-def generate_naive(model: WaveNet, prefix: torch.Tensor, sampler: Sampler, cond: torch.Tensor | None = None) -> Iterator[Step]:
+def generate_naive(model: WaveNet | Mixture, prefix: torch.Tensor, sampler: Sampler, cond: torch.Tensor | None = None) -> Iterator[Step]:
     """Same contract as generate_fast, recomputing the last R inputs with a full forward each step."""
     _check_prefix(model, prefix)
     Q = model.config.quantization_levels

@@ -14,6 +14,7 @@ from engine.sampling import greedy
 from engine.training import teacher_forced, unrolled_loss
 from test_generation import make
 from test_image_tasks import digits, tiny
+from test_mixture import make as make_mixture
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -41,6 +42,18 @@ def test_fast_and_naive_generation_on_cuda_equal_the_cpu():
     for gen in (generate_fast, generate_naive):
         gs, gl = steps(gen, gpu, prefix.to(CUDA), cond.to(CUDA), 40)
         assert gs.device.type == "cuda"
+        torch.testing.assert_close(gl.cpu(), cl, rtol=1e-4, atol=1e-4)
+        assert torch.equal(gs.cpu(), cs)
+
+
+def test_a_mixture_generates_on_cuda_as_on_the_cpu():
+    cpu = make_mixture(K=3)
+    gpu = make_mixture(K=3).to(CUDA)
+    prefix = torch.randint(0, 7, (2, 9), generator=torch.Generator().manual_seed(0))
+    cond = torch.eye(3)[[2, 0]]
+    cs, cl = steps(generate_fast, cpu, prefix, cond, 30)
+    for gen in (generate_fast, generate_naive):
+        gs, gl = steps(gen, gpu, prefix.to(CUDA), cond.to(CUDA), 30)
         torch.testing.assert_close(gl.cpu(), cl, rtol=1e-4, atol=1e-4)
         assert torch.equal(gs.cpu(), cs)
 

@@ -144,6 +144,12 @@ def test_smoke_training_run_exports_a_loadable_model(tmp_path, capsys):
     spec.loader.exec_module(bench)
     out = tmp_path / "mnist.json"
     assert bench.main(["--models", str(export / "smoke-mnist"), "--data-dir", str(data), "--limit", "5", "--out", str(out)]) == 0
+    twin = tmp_path / "other" / "smoke-mnist"
+    twin.parent.mkdir()
+    (twin).symlink_to(export / "smoke-mnist")
+    assert bench.main(["--models", str(export / "smoke-mnist"), str(twin), "--data-dir", str(data), "--limit", "5", "--out",
+                       str(tmp_path / "twins.json")]) == 2
+    assert "share the name 'smoke-mnist'" in capsys.readouterr().err and not (tmp_path / "twins.json").exists()
     result = json.loads(out.read_text())["models"]["smoke-mnist"]
     assert result["metrics"]["bayes_accuracy"] >= 0 and result["latency"]["sample_10_digits_s"] > 0
     assert result["quantization"]["levels"] == 2

@@ -8,6 +8,7 @@ import pytest
 from engine import load_pretrained
 from engine.models import build_model, can_start_from
 from engine.recipes import load_recipe_config
+from engine.recipes.mixture import weight_grid
 
 ROOT = Path(__file__).resolve().parents[1] / "pretrained"
 FOLDERS = sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else []
@@ -35,8 +36,13 @@ def test_every_pretrained_model_has_its_recipe(folder):
     config = load_recipe_config(ROOT.parent / "configs" / f"{folder.name}.json")
     assert config["name"] == folder.name
     shipped = load_pretrained(folder).config
-    recipe = build_model("wavenet", config["model"]).config
-    assert replace(recipe, dropout=shipped.dropout) == shipped
+    if "mixture" in config:  # its members are the recipe's member folders as shipped, under a grid weighting
+        members = [load_pretrained(ROOT.parent / m).config for m in config["mixture"]["members"]]
+        assert shipped.member_configs == members
+        assert tuple(shipped.weights) in weight_grid(len(members), config["mixture"]["weight_step"])
+    else:
+        recipe = build_model("wavenet", config["model"]).config
+        assert replace(recipe, dropout=shipped.dropout) == shipped
     assert f"configs/{folder.name}.json" in (folder / "README.md").read_text()
 
 
@@ -50,6 +56,9 @@ def test_every_recipe_builds_and_its_init_from_fits(path):
     requires (dropout may differ and a position_grid may be added)."""
     config = load_recipe_config(path)
     assert config["name"] == path.stem
+    if "mixture" in config:  # it combines shipped models
+        assert all(load_pretrained(ROOT.parent / m).data_config["task"] == config["task"] for m in config["mixture"]["members"])
+        return
     model = build_model("wavenet", config["model"])
     start = config["train"].get("init_from")
     if start:

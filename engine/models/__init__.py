@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 
+from engine.models.mixture import Mixture, MixtureConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
-MODEL_REGISTRY = {"wavenet": (WaveNet, WaveNetConfig)}
+MODEL_REGISTRY = {"wavenet": (WaveNet, WaveNetConfig), "mixture": (Mixture, MixtureConfig)}
 
 
-def build_model(model_type: str, config: dict):
-    """Build a model from its registry name and a plain config dict; unknown names/keys raise ValueError."""
+def build_config(model_type: str, config: dict):
+    """The config object of a registry name from a plain dict; unknown names/keys raise ValueError."""
     if model_type not in MODEL_REGISTRY:
         raise ValueError(f"Unknown model type {model_type!r}; known types: {sorted(MODEL_REGISTRY)}.")
-    model_cls, config_cls = MODEL_REGISTRY[model_type]
+    config_cls = MODEL_REGISTRY[model_type][1]
+    if not isinstance(config, dict):
+        raise ValueError(f"A {config_cls.__name__} must be a JSON object, got {config!r}.")
     known = {f.name for f in fields(config_cls)}
     unknown = set(config) - known
     if unknown:
         raise ValueError(f"Unknown {config_cls.__name__} keys {sorted(unknown)}; valid keys: {sorted(known)}.")
-    return model_cls(config_cls(**config))
+    try:
+        return config_cls(**config)
+    except TypeError as e:  # a required key is missing
+        raise ValueError(f"{config_cls.__name__}: {e}.") from None
+
+
+def build_model(model_type: str, config: dict):
+    """Build a model from its registry name and a plain config dict; unknown names/keys raise ValueError."""
+    config = build_config(model_type, config)  # checks the name first
+    return MODEL_REGISTRY[model_type][0](config)
 
 
 def can_start_from(start: WaveNetConfig, config: WaveNetConfig) -> bool:

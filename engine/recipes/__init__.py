@@ -1,11 +1,13 @@
 """Training recipes: what `train.py` needs to know about a task (batches, evaluation, what goes into
 config.json's `data` section and the model card). A recipe file in configs/ is JSON with four
-sections, each checked strictly against a dataclass so a typo is an error, not a silent default."""
+sections, each checked strictly against a dataclass so a typo is an error, not a silent default.
+A mixture recipe has a `mixture` section (MixtureFit) instead of `model`: it trains nothing, but
+combines exported models and fits their mixing weights on the validation split."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from engine.models.wavenet import WaveNetConfig
@@ -38,7 +40,13 @@ class TrainConfig:
     position_lr_scale: float = 1.0  # the position_grid tables learn at lr * this (e.g. added to a trained model, from zero)
 
 
-SECTIONS = ("name", "task", "notes", "model", "data", "train")
+@dataclass
+class MixtureFit:
+    members: list = field(default_factory=list)  # pretrained/NAME folders of the same task, quantization and conditions
+    weight_step: float = 0.05  # the mixing weights tried: every split of 1 into positive multiples of this
+
+
+SECTIONS = ("name", "task", "notes", "model", "mixture", "data", "train")
 
 
 def _check_section(section: str, values: dict, cls) -> dict:
@@ -98,9 +106,11 @@ def load_recipe_config(path, overrides: list[str] = ()) -> dict:
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ValueError(f"Unknown top-level config key(s) {unknown} in {path}; valid: {list(SECTIONS)}.")
-    for key in ("name", "task", "model", "data"):
+    for key in ("name", "task", "data"):
         if key not in raw:
             raise ValueError(f"{path} lacks the required key {key!r}.")
+    if ("model" in raw) == ("mixture" in raw):
+        raise ValueError(f"{path} needs exactly one of 'model' (a model to train) and 'mixture' (exported models to combine).")
     raw.setdefault("train", {})
     raw.setdefault("notes", "")
     for item in overrides:
@@ -111,12 +121,22 @@ def load_recipe_config(path, overrides: list[str] = ()) -> dict:
         if dotted in ("name", "notes"):
             raw[dotted] = text
             continue
-        if "." not in dotted or dotted.split(".", 1)[0] not in ("model", "data", "train"):
-            raise ValueError(f"Override {item!r}: the key must be model.X, data.X, train.X or name.")
+        section = dotted.split(".", 1)[0]
+        if "." not in dotted or section not in ("model", "mixture", "data", "train") or section not in raw:
+            allowed = "mixture.X" if "mixture" in raw else "model.X"
+            raise ValueError(f"Override {item!r}: the key must be {allowed}, data.X, train.X or name.")
         section, key = dotted.split(".", 1)
         raw[section][key] = parse_value(text)
     recipe_cls = get_recipe_class(raw["task"])
-    _check_section("model", raw["model"], WaveNetConfig)
+    if "mixture" in raw:
+        _check_section("mixture", raw["mixture"], MixtureFit)
+        fit = MixtureFit(**raw["mixture"])
+        if len(fit.members) < 2 or not all(isinstance(m, str) for m in fit.members):
+            raise ValueError(f"mixture.members must list at least two model folders, got {fit.members!r}.")
+        if not 0 < fit.weight_step <= 0.5 or abs(round(1 / fit.weight_step) * fit.weight_step - 1) > 1e-9:
+            raise ValueError(f"mixture.weight_step must divide 1 evenly and lie in (0, 0.5], e.g. 0.05; got {fit.weight_step}.")
+    else:
+        _check_section("model", raw["model"], WaveNetConfig)
     _check_section("data", raw["data"], recipe_cls.data_class)
     _check_section("train", raw["train"], TrainConfig)
     return raw
