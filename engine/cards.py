@@ -36,7 +36,7 @@ def training_command(argv: list[str]) -> str:
     return "python train.py " + " ".join(shlex.quote(a) for a in keep)
 
 
-def metrics_section(config: dict, metrics: dict) -> str:
+def metrics_section(config: dict, metrics: dict, when: str = "at the end of training") -> str:
     """The card's test-metrics table."""
     def meaning(key: str) -> str:
         if "_after_" in key:
@@ -52,7 +52,7 @@ def metrics_section(config: dict, metrics: dict) -> str:
 |---|---|---|
 {rows}
 
-Measured by `train.py` at the end of training (`recipe.evaluate(model, "test")`).
+Measured by `train.py` {when} (`recipe.evaluate(model, "test")`).
 """
 
 
@@ -137,5 +137,5 @@ below included).
 
 {config.get('notes', '')}
 
-{metrics_section(config, metrics)}"""
+{metrics_section(config, metrics, "after choosing the weights")}"""
     (export / "README.md").write_text(text)

@@ -228,7 +228,8 @@ def test_one_missing_and_one_broken_model(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not shipped(MNIST_MODELS), reason="pretrained/wavenet-mnist-q2 and -q256 are not exported yet")
-@pytest.mark.parametrize("model", [*MNIST_MODELS, "wavenet-mnist-q2-hybrid", "wavenet-mnist-q2-wide", "wavenet-mnist-q256-wide"])
+@pytest.mark.parametrize("model", [*MNIST_MODELS, "wavenet-mnist-q2-hybrid", "wavenet-mnist-q2-wide", "wavenet-mnist-q256-wide",
+                                   "wavenet-mnist-q256-mixture"])
 def test_shipped_models_read_a_gallery_digit_drawn_on_the_canvas(model, monkeypatch):
     monkeypatch.setenv("AR_PRETRAINED_DIR", str(ROOT / "pretrained"))
     images, labels = load_gallery()
