@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from engine.cards import training_command, write_card, write_mixture_card
 from engine.checkpoint import load_pretrained, save_pretrained
-from engine.models import build_model, can_start_from
+from engine.models import Mixture, build_model, can_start_from
 from engine.recipes import MixtureFit, TrainConfig, get_recipe_class, load_recipe_config
 from engine.recipes.mixture import best_weighting, mixture_of, score_weightings, weight_grid
 from engine.training import WeightAverage, teacher_forced, teacher_forced_with_classes, unrolled_loss
@@ -95,8 +95,8 @@ def run_mixture(config: dict, argv: list[str]) -> int:
             raise ValueError(f"mixture recipes are for the mnist task (pixel accuracy on held-out images), not {config['task']!r}.")
         members = [load_pretrained(folder, device) for folder in fit.members]
         for folder, m in zip(fit.members, members):
-            if type(m) is not type(members[0]) or not hasattr(m, "layers"):
-                raise ValueError(f"mixture member {folder} is not a WaveNet.")
+            if isinstance(m, Mixture):
+                raise ValueError(f"mixture member {folder} is itself a mixture; list its members instead.")
         recipe = get_recipe_class(config["task"])(config["data"], members[0].config)
         for folder, m in zip(fit.members, members):
             if m.data_config != recipe.data_config():

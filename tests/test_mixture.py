@@ -174,6 +174,8 @@ def test_train_py_fits_a_mixture_recipe_and_exports_it(tmp_path, capsys):
     assert model.metrics == result["test"] and 0 <= model.metrics["pixel_accuracy"] <= 1
     card = (tmp_path / "export" / "mix" / "README.md").read_text()
     assert "chosen" in card and "test notes" in card and str(members[0]) in card and "Metrics (test split, 6 images)" in card
+    nested = mixture_recipe(tmp_path, data, [tmp_path / "export" / "mix", members[0]])
+    assert train.main(["--config", str(nested)]) == 2 and "itself a mixture" in capsys.readouterr().err
 
 
 def test_bad_mixture_recipes_are_clear_errors(tmp_path, capsys):
@@ -181,6 +183,8 @@ def test_bad_mixture_recipes_are_clear_errors(tmp_path, capsys):
     path = mixture_recipe(tmp_path, data, [tmp_path / "nothing", tmp_path / "nothing2"])
     assert train.main(["--config", str(path)]) == 2
     assert "config.json" in capsys.readouterr().err
+    assert train.main(["--config", str(path), "--export-only"]) == 2
+    assert "trains nothing" in capsys.readouterr().err
     with pytest.raises(ValueError, match="at least two"):
         load_recipe_config(mixture_recipe(tmp_path, data, [tmp_path / "a"]))
     with pytest.raises(ValueError, match="weight_step"):

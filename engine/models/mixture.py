@@ -7,8 +7,8 @@ distribution, so their product is a normalized model of the whole sequence (not 
 members' joint distributions): likelihoods, Bayes-rule classification, sampling and completion work on
 it unchanged. Its "logits" are the mixture's log-probabilities, so softmax(logits) is the mixture.
 
-The members are stored inside it (config.json lists their configs, model.safetensors their weights as
-members.0.*, members.1.*, ...), so a mixture folder loads on its own. Fast generation keeps one
+The members are stored inside it (config.json lists their configs and the mixing weights,
+model.safetensors their parameters as members.0.*, members.1.*, ...), so a mixture folder loads on its own. Fast generation keeps one
 per-call state per member (engine.generation.MixtureState)."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Mixture(nn.Module):
 
         self.config = config
         self.members = nn.ModuleList(MODEL_REGISTRY[m["model_type"]][0](c) for m, c in zip(config.members, config.member_configs))
-        # not saved (the weights live in config.json); a buffer so that .to(device) moves it
+        # not in model.safetensors (the mixing weights are config); a buffer so that .to(device) moves it
         self.register_buffer("log_weights", torch.tensor([math.log(w) for w in config.weights]), persistent=False)
 
     @property
