@@ -242,9 +242,11 @@ def test_shipped_models_read_a_gallery_digit_drawn_on_the_canvas(model, monkeypa
     assert not at.exception and not at.error and not at.warning
     bar = next(f for f in figures(at) if title(f) == "p(digit | drawing)")
     assert int(array(bar["data"][0]["y"]).argmax()) == 7
-    for page in (SAMPLE, COMPLETE):
+    for page, key in ((SAMPLE, "mnist.model"), (COMPLETE, "complete.model")):  # both pages run their model on opening
         at = open_page(page)
+        at.radio(key=key).set_value(model).run()
         assert not at.exception and not at.error and not at.warning
+        assert any(title(f).startswith(f"{model}: ") for f in figures(at))
 
 
 # --- Pure helpers ------------------------------------------------------------------------------------
