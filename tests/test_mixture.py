@@ -196,3 +196,19 @@ def test_bad_mixture_recipes_are_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="mixture.seed"):
         load_recipe_config(mixture_recipe(tmp_path, data, ["a", "b"]), ["--mixture.seed=3"])
 
+
+
+def test_forecast_accepts_a_mixture_of_the_shipped_fourier_models():
+    from pathlib import Path
+
+    import numpy as np
+
+    from engine.tasks import forecast
+
+    root = Path(__file__).resolve().parents[1] / "pretrained"
+    a, b = load_pretrained(root / "wavenet-fourier"), load_pretrained(root / "wavenet-fourier-unrolled")
+    model = mixture_of([a, b], [0.5, 0.5])
+    model.data_config = a.data_config
+    observed = np.sin(np.linspace(0, 6, 100))
+    runs = [forecast(model, observed, 20, 3, condition=1, generator=torch.Generator().manual_seed(0)) for _ in range(2)]
+    assert runs[0].shape == (3, 20) and np.isfinite(runs[0]).all() and np.array_equal(runs[0], runs[1])
