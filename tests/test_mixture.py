@@ -4,7 +4,9 @@ and train.py fits its weights on validation images from a mixture recipe."""
 
 import itertools
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,7 @@ from engine.models.wavenet import WaveNet, WaveNetConfig
 from engine.recipes import load_recipe_config
 from engine.recipes.mixture import best_weighting, mixture_of, score_weightings, weight_grid
 from engine.sampling import greedy
+from engine.tasks import forecast
 from test_image_tasks import data_config, digits
 from test_mnist_recipe import write_fixture
 
@@ -199,12 +202,6 @@ def test_bad_mixture_recipes_are_clear_errors(tmp_path, capsys):
 
 
 def test_forecast_accepts_a_mixture_of_the_shipped_fourier_models():
-    from pathlib import Path
-
-    import numpy as np
-
-    from engine.tasks import forecast
-
     root = Path(__file__).resolve().parents[1] / "pretrained"
     a, b = load_pretrained(root / "wavenet-fourier"), load_pretrained(root / "wavenet-fourier-unrolled")
     model = mixture_of([a, b], [0.5, 0.5])
