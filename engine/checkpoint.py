@@ -13,18 +13,11 @@ from safetensors import SafetensorError
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from engine.models import MODEL_REGISTRY, build_model
+from engine.models import build_model, model_type_of
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def _model_type(model) -> str:
-    for name, (cls, _) in MODEL_REGISTRY.items():
-        if type(model) is cls:
-            return name
-    raise ValueError(f"{type(model).__name__} is not in the model registry.")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -44,7 +37,7 @@ def save_pretrained(model, directory, data: dict | None = None, metrics: dict | 
     os.replace(tmp, directory / WEIGHTS_NAME)
     config = {
         "format_version": FORMAT_VERSION,
-        "model_type": _model_type(model),
+        "model_type": model_type_of(model),
         "model": asdict(model.config),
         "data": data or {},
         "metrics": metrics or {},

@@ -128,7 +128,7 @@ def decode_levels(model, levels: torch.Tensor) -> torch.Tensor:
     return levels_to_images(sequence_to_image(levels.cpu(), c["H"], c["W"], c["scan_order"]), c["Q"])
 
 
-def _forward_rows(model, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+def forward_rows(model, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
     """Teacher-forced logits (M, N, Q) for input levels (M, N), FORWARD_ROWS sequences at a time
     (the model's time-major inference path: no one-hot copy, plain matrix products)."""
     rows = FORWARD_ROWS.get(inputs.device.type, 10)
@@ -153,7 +153,7 @@ def score_levels(model, levels: torch.Tensor, start_value: int = 0) -> tuple[tor
         cond = torch.eye(K, device=device, dtype=next(model.parameters()).dtype).repeat(B, 1)
     else:
         cond = None
-    logits = _forward_rows(model, inputs, cond)  # (B*K, N, Q)
+    logits = forward_rows(model, inputs, cond)  # (B*K, N, Q)
     logp = F.log_softmax(logits.float(), dim=-1)
     targets = levels.repeat_interleave(max(K, 1), dim=0)
     ll = logp.gather(-1, targets[:, :, None]).squeeze(-1)

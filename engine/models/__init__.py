@@ -10,6 +10,14 @@ from engine.models.wavenet import WaveNet, WaveNetConfig
 MODEL_REGISTRY = {"wavenet": (WaveNet, WaveNetConfig), "mixture": (Mixture, MixtureConfig)}
 
 
+def model_type_of(model) -> str:
+    """The registry name of a model's class (what config.json's model_type says)."""
+    for name, (cls, _) in MODEL_REGISTRY.items():
+        if type(model) is cls:
+            return name
+    raise ValueError(f"{type(model).__name__} is not in the model registry.")
+
+
 def build_config(model_type: str, config: dict):
     """The config object of a registry name from a plain dict; unknown names/keys raise ValueError."""
     if model_type not in MODEL_REGISTRY:

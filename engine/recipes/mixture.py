@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from engine.image_tasks import forward_rows
+from engine.models import model_type_of
 from engine.models.mixture import Mixture, MixtureConfig
 
 
@@ -22,10 +24,7 @@ def weight_grid(members: int, step: float) -> list[tuple[float, ...]]:
 
 def mixture_of(models: list, weights) -> Mixture:
     """A Mixture holding copies of the given (trained) models' weights."""
-    from engine.models import MODEL_REGISTRY
-
-    types = {cls: name for name, (cls, _) in MODEL_REGISTRY.items()}
-    members = [{"model_type": types[type(m)], "model": asdict(m.config)} for m in models]
+    members = [{"model_type": model_type_of(m), "model": asdict(m.config)} for m in models]
     mixture = Mixture(MixtureConfig(members=members, weights=list(weights)))
     for target, source in zip(mixture.members, models):
         target.load_state_dict(source.state_dict())
@@ -46,7 +45,7 @@ def score_weightings(models: list, levels: torch.Tensor, labels: torch.Tensor, g
         x = levels[s:s + batch_images].to(device).long()
         inputs = torch.cat([torch.full_like(x[:, :1], start_value), x[:, :-1]], dim=1)
         cond = F.one_hot(labels[s:s + batch_images].to(device).long(), K).float() if K else None
-        logp = torch.stack([F.log_softmax(m.logits_from_levels(inputs, cond).float(), dim=-1) for m in models])  # (M, b, T, Q)
+        logp = torch.stack([F.log_softmax(forward_rows(m, inputs, cond).float(), dim=-1) for m in models])  # (M, b, T, Q)
         for g in range(len(grid)):
             mix = torch.logsumexp(logp + log_w[g][:, None, None, None], dim=0)
             hits[g] += (mix.argmax(dim=-1) == x).sum().item()
