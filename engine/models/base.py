@@ -1,0 +1,103 @@
+"""The one interface every autoregressive family implements (in the spirit of pytorch-generative's
+`AutoregressiveModel` and diffusers' pipelines): tasks, generation, training, checkpoints and the app
+talk to a model only through it, never through a family's internals or its class.
+
+A model is an `nn.Module` with a `config` dataclass (saved as config.json's "model") that has
+`quantization_levels` (Q) and `cond_channels` (K, 0 = unconditional). It provides:
+
+- `log_probs(levels (B, N) long, cond (B, K) | None) -> (B, N, Q)`: teacher-forced log-probabilities,
+  already aligned: row t is log p(x_t | x_<t, y) in the model's own order (row 0 is p(x_0 | y)).
+  Start tokens, masks, one-hot vs embeddings, mixture heads all stay inside the family. It is
+  differentiable (training calls it in train mode); under `torch.no_grad()` a family may take a faster
+  path that returns the same numbers up to float rounding.
+- `start(prefix (B, T0) long, cond) -> GenerationState`: a per-call state that stands after the
+  prefix (T0 may be 0). The default is `NaiveState`, which re-runs `log_probs` on the whole prefix at
+  every step: slow, obviously right, and the oracle every family's fast state is tested against.
+- Capabilities, declared as class attributes and never probed:
+  `soft_inputs` (log-probs through relaxed one-hot inputs, so the n-step unrolled loss can train it),
+  `any_order` (`log_probs` and `start` take `order=`, a permutation of positions: the model can put
+  any pixel first, so it conditions on any set of known pixels exactly).
+- `sequence_length`: N for a model of fixed-size inputs (an image model's H*W), None for any length.
+
+A `GenerationState` has `log_probs` (B, Q) for the next position, `step(levels (B,) long) -> (B, Q)`
+(feed the value taken there, get the next position's log-probs) and `reorder(index (B',) long)`, which
+makes row i a copy of row index[i] (particle resampling; B' may differ from B). All of its incremental
+state lives on it, made per call: nothing is stored on the model, which `st.cache_resource` shares
+between browser sessions running in threads.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn as nn
+
+
+class GenerationState(Protocol):
+    log_probs: torch.Tensor  # (B, Q) log p(x_T | x_<T, y) for the next position T
+
+    def step(self, levels: torch.Tensor) -> torch.Tensor: ...
+
+    def reorder(self, index: torch.Tensor) -> "GenerationState": ...
+
+
+class AutoregressiveModel(nn.Module):
+    """Base class of every family. Subclasses set `config` and implement `log_probs`; they override
+    `start` with a fast state where one pays, and declare what else they can do."""
+
+    soft_inputs: bool = False
+    any_order: bool = False
+
+    @property
+    def quantization_levels(self) -> int:
+        return self.config.quantization_levels
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of conditions (0 = unconditional)."""
+        return self.config.cond_channels
+
+    @property
+    def sequence_length(self) -> int | None:
+        return None
+
+    def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None) -> GenerationState:
+        return NaiveState(self, prefix, cond)
+
+
+class NaiveState:
+    """The reference generation state: keeps the values seen so far and re-runs the model's teacher-forced
+    `log_probs` on all of them for every step (O(T) work per step). A fixed-length model reads its
+    sequence padded with zeros to its length; causality makes the padding invisible to the row read."""
+
+    def __init__(self, model: AutoregressiveModel, prefix: torch.Tensor, cond: torch.Tensor | None = None):
+        if prefix.dim() != 2:
+            raise ValueError(f"prefix must have shape (B, T), got {tuple(prefix.shape)}.")
+        self.model, self.seq, self.cond = model, prefix.long(), cond
+        self.log_probs = self._next()
+
+    @torch.no_grad()
+    def _next(self) -> torch.Tensor | None:
+        B, T = self.seq.shape
+        N = self.model.sequence_length
+        if N is not None and T >= N:
+            return None  # the sequence is complete: there is no next position
+        padded = torch.zeros(B, (N if N is not None else T + 1), dtype=torch.long, device=self.seq.device)
+        padded[:, :T] = self.seq
+        return self.model.log_probs(padded, self.cond)[:, T]
+
+    def step(self, levels: torch.Tensor) -> torch.Tensor:
+        self.seq = torch.cat([self.seq, levels.long().view(-1, 1)], dim=1)
+        self.log_probs = self._next()
+        return self.log_probs
+
+    def reorder(self, index: torch.Tensor) -> "NaiveState":
+        self.seq = self.seq.index_select(0, index)
+        if self.cond is not None:
+            self.cond = self.cond.index_select(0, index)
+        self.log_probs = None if self.log_probs is None else self.log_probs.index_select(0, index)
+        return self
