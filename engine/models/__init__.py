@@ -10,6 +10,14 @@ from engine.models.wavenet import WaveNet, WaveNetConfig
 MODEL_REGISTRY = {"wavenet": (WaveNet, WaveNetConfig), "mixture": (Mixture, MixtureConfig)}
 
 
+def describe_model_type(model_type: str) -> tuple[str, str]:
+    """A registry name -> (family name, one line on what the family is), for the app's model picker."""
+    if model_type not in MODEL_REGISTRY:
+        raise ValueError(f"Unknown model type {model_type!r}; known types: {sorted(MODEL_REGISTRY)}.")
+    cls = MODEL_REGISTRY[model_type][0]
+    return cls.family_name, cls.family_summary
+
+
 def model_type_of(model) -> str:
     """The registry name of a model's class (what config.json's model_type says)."""
     for name, (cls, _) in MODEL_REGISTRY.items():

@@ -17,6 +17,7 @@ A model is an `nn.Module` with a `config` dataclass (saved as config.json's "mod
   `soft_inputs` (log-probs through relaxed one-hot inputs, so the n-step unrolled loss can train it),
   `any_order` (`log_probs` and `start` take `order=`, a permutation of positions: the model can put
   any pixel first, so it conditions on any set of known pixels exactly).
+- `family_name` and `family_summary`: the family's name and one line on what it is (the app's picker).
 - `sequence_length`: N for a model of fixed-size inputs (an image model's H*W), None for any length.
 
 A `GenerationState` has `log_probs` (B, Q) for the next position, `step(levels (B,) long) -> (B, Q)`
@@ -48,6 +49,9 @@ class AutoregressiveModel(nn.Module):
 
     soft_inputs: bool = False
     any_order: bool = False
+    # What a person reads in the app's model picker: the family's name and one line on what it is.
+    family_name: str = ""
+    family_summary: str = ""
 
     @property
     def quantization_levels(self) -> int:

@@ -65,6 +65,9 @@ class MixtureConfig:
 
 
 class Mixture(nn.Module):
+    family_name = "Mixture"
+    family_summary = "several trained models whose next-pixel probabilities are averaged: better figures, the sum of their costs"
+
     def __init__(self, config: MixtureConfig):
         super().__init__()
         from engine.models import MODEL_REGISTRY

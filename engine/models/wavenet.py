@@ -66,6 +66,9 @@ class WaveNetConfig:
 
 
 class WaveNet(nn.Module):
+    family_name = "WaveNet"
+    family_summary = "dilated causal 1-D convolutions over the pixels in scan order; fast generation keeps a queue per layer"
+
     def __init__(self, config: WaveNetConfig):
         super().__init__()
         self.config = config
