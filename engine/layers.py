@@ -71,3 +71,23 @@ class GatedLayer(nn.Module):
             return None, z
         out = self.res(z)
         return (out + x if self.residual else out), z
+
+
+class MaskedConv2d(nn.Conv2d):
+    """PixelCNN's masked 2-D convolution (van den Oord et al. 2016a), 'same' padding: the output at
+    (i, j) reads the rows above i and, in row i, the columns left of j, plus (j) itself for mask 'B'
+    (mask 'A', the first layer, excludes it: a pixel never sees its own value). (B, C_in, H, W) ->
+    (B, C_out, H, W). Channels are not split by colour: these images have one."""
+
+    def __init__(self, mask_type: str, in_channels: int, out_channels: int, kernel_size: int):
+        if mask_type not in ("A", "B") or kernel_size % 2 != 1:
+            raise ValueError(f"MaskedConv2d needs mask 'A' or 'B' and an odd kernel size, got {mask_type!r}, {kernel_size}.")
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        c = kernel_size // 2
+        mask = torch.zeros(kernel_size, kernel_size)
+        mask[:c] = 1
+        mask[c, :c + (mask_type == "B")] = 1
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from engine.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
+from engine.models.made import MADE, MADEConfig
+from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
 
@@ -19,6 +22,32 @@ def tiny_wavenet(Q: int, K: int, H: int, W: int) -> WaveNet:
     return model.eval()
 
 
+def _spread(model):
+    """Random weights large enough that every conditional differs visibly from uniform."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+    return model.eval()
+
+
+def tiny_made(Q: int, K: int, H: int, W: int) -> MADE:
+    return _spread(MADE(MADEConfig(quantization_levels=Q, cond_channels=K, height=H, width=W, hidden_sizes=[9, 7])))
+
+
+def tiny_pixelcnn(Q: int, K: int, H: int, W: int) -> PixelCNN:
+    return _spread(PixelCNN(PixelCNNConfig(quantization_levels=Q, cond_channels=K, height=H, width=W, channels=6,
+                                           residual_blocks=2, first_kernel=3, head_channels=7)))
+
+
+def tiny_gated_pixelcnn(Q: int, K: int, H: int, W: int) -> GatedPixelCNN:
+    return _spread(GatedPixelCNN(GatedPixelCNNConfig(quantization_levels=Q, cond_channels=K, height=H, width=W, channels=5,
+                                                     layers=3, first_kernel=3, kernel=3, head_channels=7)))
+
+
 TINY = {
     "wavenet": tiny_wavenet,
+    "made": tiny_made,
+    "pixelcnn": tiny_pixelcnn,
+    "gated_pixelcnn": tiny_gated_pixelcnn,
 }

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 
+from engine.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
+from engine.models.made import MADE, MADEConfig
 from engine.models.mixture import Mixture, MixtureConfig
+from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
-MODEL_REGISTRY = {"wavenet": (WaveNet, WaveNetConfig), "mixture": (Mixture, MixtureConfig)}
+MODEL_REGISTRY = {
+    "wavenet": (WaveNet, WaveNetConfig),
+    "mixture": (Mixture, MixtureConfig),
+    "made": (MADE, MADEConfig),
+    "pixelcnn": (PixelCNN, PixelCNNConfig),
+    "gated_pixelcnn": (GatedPixelCNN, GatedPixelCNNConfig),
+}
 
 
 def describe_model_type(model_type: str) -> tuple[str, str]:

@@ -1,0 +1,246 @@
+"""Gated PixelCNN (van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves and Kavukcuoglu 2016,
+"Conditional Image Generation with PixelCNN Decoders"): a vertical stack that reads the rows above a
+pixel and a horizontal stack that reads the pixels to its left in its row, joined by a 1x1 link from
+the vertical to the horizontal stack, so no pixel above and to the right is out of reach (PixelCNN's
+blind spot is gone); tanh x sigmoid gated units with the class condition added in every layer.
+
+Fast generation follows Ramachandran et al. 2017 ("Fast Generation for Convolutional Autoregressive
+Models"): a per-call state caches each layer's recent rows, runs the vertical stack once per image
+row and the horizontal stack for one pixel per step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from engine.models.base import AutoregressiveModel
+
+
+@dataclass
+class GatedPixelCNNConfig:
+    quantization_levels: int = 2  # Q
+    cond_channels: int = 0  # K; 0 = unconditional
+    height: int = 28
+    width: int = 28
+    channels: int = 32  # C; the input levels are embedded into C channels
+    layers: int = 6
+    first_kernel: int = 7  # layer 0 (it reads strictly above / strictly left)
+    kernel: int = 3  # the other layers
+    head_channels: int = 64
+
+    def __post_init__(self):
+        ints = {"quantization_levels": 2, "cond_channels": 0, "height": 1, "width": 1, "channels": 1, "layers": 1,
+                "first_kernel": 3, "kernel": 1, "head_channels": 1}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"GatedPixelCNNConfig.{name} must be an integer >= {low}, got {value!r}.")
+        if self.first_kernel % 2 != 1 or self.kernel % 2 != 1:
+            raise ValueError(f"GatedPixelCNNConfig.first_kernel and kernel must be odd, got {self.first_kernel}, {self.kernel}.")
+
+
+def gate(a: torch.Tensor) -> torch.Tensor:
+    f, g = a.chunk(2, dim=1)
+    return torch.tanh(f) * torch.sigmoid(g)
+
+
+class GatedLayer2d(nn.Module):
+    """One gated layer of both stacks. Layer 0 (`first`) reads strictly above (vertical) and strictly
+    left (horizontal); later layers also read their own row's vertical features and their own pixel's
+    horizontal ones, which at that depth already exclude the pixel's value. The cropped kernels below
+    need no masks: vertical (2C, C, rows, k) over rows i-k//2 .. i-1 (first) or .. i; horizontal
+    (2C, C, 1, cols) over columns j-k//2 .. j-1 (first) or .. j."""
+
+    def __init__(self, channels: int, kernel: int, cond_channels: int, first: bool):
+        super().__init__()
+        C, p = channels, kernel // 2
+        self.first, self.pad = first, p
+        self.span = p if first else p + 1  # rows of the vertical kernel = columns of the horizontal one
+        self.v_conv = nn.Conv2d(C, 2 * C, (self.span, kernel))
+        self.h_conv = nn.Conv2d(C, 2 * C, (1, self.span))
+        self.link = nn.Conv2d(2 * C, 2 * C, 1)
+        self.h_out = nn.Conv2d(C, C, 1)
+        self.v_cond = nn.Linear(cond_channels, 2 * C, bias=False) if cond_channels else None
+        self.h_cond = nn.Linear(cond_channels, 2 * C, bias=False) if cond_channels else None
+
+    def forward(self, v: torch.Tensor, h: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """v, h (B, C, H, W) -> next v, h (B, C, H, W)."""
+        H, W, p = v.shape[2], v.shape[3], self.pad
+        vf = self.v_conv(F.pad(v, (p, p, p, 0)))[:, :, :H]  # row i reads rows i-p .. i-1 (first) or .. i
+        hf = self.h_conv(F.pad(h, (p, 0, 0, 0)))[:, :, :, :W] + self.link(vf)
+        if cond is not None:
+            vf = vf + self.v_cond(cond)[:, :, None, None]
+            hf = hf + self.h_cond(cond)[:, :, None, None]
+        h_next = self.h_out(gate(hf))
+        return gate(vf), (h_next if self.first else h + h_next)  # the first layer's input is the pixel itself: no residual
+
+
+class GatedPixelCNN(AutoregressiveModel):
+    family_name = "Gated PixelCNN"
+    family_summary = ("masked convolutions in two stacks (the rows above, the pixels to the left) with gated units "
+                      "and no blind spot; fast generation caches each layer's rows")
+
+    def __init__(self, config: GatedPixelCNNConfig):
+        super().__init__()
+        self.config = c = config
+        self.embed = nn.Embedding(c.quantization_levels, c.channels)
+        self.layers = nn.ModuleList([GatedLayer2d(c.channels, c.first_kernel if i == 0 else c.kernel, c.cond_channels, i == 0)
+                                     for i in range(c.layers)])
+        self.head_hidden = nn.Conv2d(c.channels, c.head_channels, 1)
+        self.head_out = nn.Conv2d(c.head_channels, c.quantization_levels, 1)
+
+    @property
+    def sequence_length(self) -> int:
+        return self.config.height * self.config.width
+
+    def _check(self, levels: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        c = self.config
+        N = c.height * c.width
+        if levels.dim() != 2 or levels.shape[1] != N:
+            raise ValueError(f"levels must have shape (B, {N}) (a {c.height}x{c.width} image in raster order), got {tuple(levels.shape)}.")
+        levels = levels.long()
+        if levels.numel() and (levels.min() < 0 or levels.max() >= c.quantization_levels):
+            raise ValueError(f"levels must lie in 0..{c.quantization_levels - 1}.")
+        if c.cond_channels == 0:
+            if cond is not None:
+                raise ValueError("This model is unconditional; pass condition=None.")
+        elif cond is None or cond.dim() != 2 or cond.shape != (levels.shape[0], c.cond_channels):
+            raise ValueError(f"This model needs a condition of shape ({levels.shape[0]}, {c.cond_channels}), "
+                             f"got {None if cond is None else tuple(cond.shape)}.")
+        return levels, None if cond is None else cond.to(self.head_out.weight.dtype)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, C, ...) -> logits (B, Q, ...)."""
+        return self.head_out(F.relu(self.head_hidden(F.relu(h))))
+
+    def layer_inputs(self, levels: torch.Tensor, cond: torch.Tensor | None) -> tuple[list, torch.Tensor]:
+        """-> every layer's (v, h) input (B, C, H, W) and the last layer's h output; the fast state primes from them."""
+        c = self.config
+        x = self.embed(levels.view(-1, c.height, c.width)).permute(0, 3, 1, 2)
+        v = h = x
+        inputs = []
+        for layer in self.layers:
+            inputs.append((v, h))
+            v, h = layer(v, h, cond)
+        return inputs, h
+
+    def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """levels (B, N) in raster order, cond (B, K) -> (B, N, Q): row t = log p(x_t | x_<t, y)."""
+        levels, cond = self._check(levels, cond)
+        B = levels.shape[0]
+        logits = self.head(self.layer_inputs(levels, cond)[1])
+        return F.log_softmax(logits.permute(0, 2, 3, 1).reshape(B, -1, self.config.quantization_levels), dim=-1)
+
+    def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None) -> "GatedPixelCNNState":
+        return GatedPixelCNNState(self, prefix, cond)
+
+
+class GatedPixelCNNState:
+    """Fast generation (Ramachandran et al. 2017), per call. For every layer it keeps the vertical
+    stack's input rows its kernel still reads (`history`) and the current image row of the horizontal
+    stack's input (`row`). When a row starts, the vertical stack runs once for the whole row (it reads
+    only the rows above) and leaves, per layer, the horizontal pre-activation's vertical part (`link`);
+    each pixel then runs the horizontal stack for that one pixel through every layer. Equal to the
+    full forward up to float rounding."""
+
+    def __init__(self, model: GatedPixelCNN, prefix: torch.Tensor, cond: torch.Tensor | None):
+        if prefix.dim() != 2:
+            raise ValueError(f"prefix must have shape (B, T), got {tuple(prefix.shape)}.")
+        c = model.config
+        N, W = model.sequence_length, c.width
+        B, T0 = prefix.shape
+        if T0 > N:
+            raise ValueError(f"prefix has {T0} values but the image has only {N} pixels.")
+        self.model = model
+        device = model.head_out.weight.device
+        padded = torch.zeros(B, N, dtype=torch.long, device=device)
+        padded[:, :T0] = prefix.long()
+        levels, self.cond = model._check(padded, cond)
+        self.t = T0
+        i0, j0 = divmod(T0, W)
+        with torch.no_grad():
+            inputs, _ = model.layer_inputs(levels, self.cond)  # one forward primes every cache
+            self.history, self.row = [], []
+            for layer, (v, h) in zip(model.layers, inputs):
+                p = layer.pad
+                hist = F.pad(v, (0, 0, p, 0))[:, :, i0:i0 + p]  # rows i0-p .. i0-1, zeros above the image
+                self.history.append(hist.contiguous())
+                r = torch.zeros(B, v.shape[1], W + p, dtype=v.dtype, device=device)  # left-padded current row
+                if i0 < c.height:
+                    r[:, :, p:p + j0] = h[:, :, i0, :j0]
+                self.row.append(r)
+            self.log_probs = None
+            if T0 < N:
+                self._start_row()
+                self.log_probs = self._pixel()
+
+    def _start_row(self) -> None:
+        """The vertical stack for the whole current row i, layer by layer: each layer's vf row gives the
+        next layer's v input row and this layer's `link` (the vertical part of its horizontal pre-activation)."""
+        m = self.model
+        self.link = []
+        v_row = None
+        for l, layer in enumerate(m.layers):
+            p = layer.pad
+            window = self.history[l] if layer.first else torch.cat([self.history[l], v_row], dim=2)
+            vf = layer.v_conv(F.pad(window, (p, p, 0, 0)))  # (B, 2C, 1, W)
+            link = layer.link(vf)[:, :, 0] + layer.h_conv.bias[None, :, None]
+            if self.cond is not None:
+                vf = vf + layer.v_cond(self.cond)[:, :, None, None]
+                link = link + layer.h_cond(self.cond)[:, :, None]
+            self.link.append(link)  # (B, 2C, W)
+            if not layer.first:
+                self.history[l] = torch.cat([self.history[l], v_row], dim=2)[:, :, 1:]  # keep rows up to i for row i+1
+            v_row = gate(vf)
+
+    def _pixel(self) -> torch.Tensor:
+        """Run the horizontal stack at the current pixel (i, j) through every layer -> log-probs (B, Q)."""
+        m = self.model
+        j = self.t % m.config.width
+        B = self.row[0].shape[0]
+        h = None
+        for l, layer in enumerate(m.layers):
+            p, span = layer.pad, layer.span
+            window = self.row[l][:, :, j:j + span]  # padded columns j .. j+span-1 = columns j-p .. j-p+span-1
+            hf = window.reshape(B, -1) @ layer.h_conv.weight.view(layer.h_conv.out_channels, -1).t() + self.link[l][:, :, j]
+            out = F.linear(gate(hf), layer.h_out.weight[:, :, 0, 0], layer.h_out.bias)
+            h = out if layer.first else self.row[l][:, :, j + p] + out
+            if l + 1 < len(m.layers):
+                self.row[l + 1][:, :, j + m.layers[l + 1].pad] = h
+        hid = F.relu(F.linear(F.relu(h), m.head_hidden.weight[:, :, 0, 0], m.head_hidden.bias))
+        return F.log_softmax(F.linear(hid, m.head_out.weight[:, :, 0, 0], m.head_out.bias), dim=-1)
+
+    @torch.no_grad()
+    def step(self, levels: torch.Tensor) -> torch.Tensor | None:
+        m = self.model
+        c = m.config
+        if self.t >= m.sequence_length:
+            raise ValueError("The image is complete: there is no next pixel to feed.")
+        j = self.t % c.width
+        first = m.layers[0]
+        self.row[0][:, :, first.pad + j] = m.embed(levels.long().view(-1).to(self.row[0].device))
+        self.t += 1
+        if self.t >= m.sequence_length:
+            self.log_probs = None
+            return None
+        if j + 1 == c.width:  # the row is complete: layer 0's vertical stack reads it from the next row on
+            p = first.pad
+            self.history[0] = torch.cat([self.history[0], self.row[0][:, :, None, p:]], dim=2)[:, :, 1:]
+            for r in self.row:
+                r.zero_()
+            self._start_row()
+        self.log_probs = self._pixel()
+        return self.log_probs
+
+    def reorder(self, index: torch.Tensor) -> "GatedPixelCNNState":
+        self.history = [x.index_select(0, index) for x in self.history]
+        self.row = [x.index_select(0, index) for x in self.row]
+        if self.t < self.model.sequence_length:
+            self.link = [x.index_select(0, index) for x in self.link]
+        if self.cond is not None:
+            self.cond = self.cond.index_select(0, index)
+        self.log_probs = None if self.log_probs is None else self.log_probs.index_select(0, index)
+        return self
