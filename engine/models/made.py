@@ -121,7 +121,13 @@ class MADE(AutoregressiveModel):
         return torch.cat([torch.zeros_like(logits[..., :1]), logits], dim=-1)
 
     def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None, order: torch.Tensor | None = None) -> torch.Tensor:
-        """levels (B, N) in the model's order, cond (B, K) -> (B, N, Q): row t = log p(x_order[t] | x_order[<t], y)."""
+        """levels (B, N) in the model's order, cond (B, K) -> (B, N, Q): row t = log p(x_order[t] | x_order[<t], y).
+
+        In train mode without an order it trains order-agnostically (`training_log_probs`): row t is then
+        pixel t's log-probability under the order drawn for its part of the batch, so the rows still sum
+        to that image's log-likelihood, which is all a training loss reads."""
+        if order is None and self.training and self.config.order_agnostic > 0:
+            return self.training_log_probs(levels, cond)
         levels = self._check_levels(levels)
         order = self.check_order(order)
         B, N = levels.shape
@@ -151,15 +157,12 @@ class MADE(AutoregressiveModel):
         out = []
         for part in torch.arange(B).chunk(groups):
             part = part.to(levels.device)
-            order = None
+            order = torch.arange(N, device=levels.device)
             if torch.rand((), generator=generator).item() < self.config.order_agnostic:
                 order = known_first_order(torch.rand(N, generator=generator) < torch.rand((), generator=generator)).to(levels.device)
             c = None if cond is None else cond[part]
-            if order is None:
-                out.append(self.log_probs(levels[part], c))
-            else:
-                rows = self.log_probs(levels[part][:, order], c, order)
-                out.append(torch.empty_like(rows).index_copy_(1, order, rows))
+            rows = self.log_probs(levels[part][:, order], c, order)
+            out.append(torch.empty_like(rows).index_copy_(1, order, rows))
         return torch.cat(out)
 
     def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None, order: torch.Tensor | None = None) -> "MADEState":
