@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from engine.any_order import known_first_order
 from engine.models.base import AutoregressiveModel
 
 
@@ -167,12 +168,6 @@ class MADE(AutoregressiveModel):
 
     def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None, order: torch.Tensor | None = None) -> "MADEState":
         return MADEState(self, prefix, cond, order)
-
-
-def known_first_order(known: torch.Tensor) -> torch.Tensor:
-    """known (N,) bool -> the order that reads the known positions first, then the others (each in raster order)."""
-    known = known.view(-1).bool()
-    return torch.cat([known.nonzero().view(-1), (~known).nonzero().view(-1)])
 
 
 class MADEState:

@@ -128,7 +128,7 @@ class PixelCNN(AutoregressiveModel):
         for mask in [b.conv.mask for b in self.blocks] + [self.input.mask]:
             k = mask.shape[0] // 2
             # out (a, b) reads in (a + di - k, b + dj - k) where mask[di, dj]: a correlation with the flipped mask
-            grown = F.conv2d(reach.float()[None, None], mask.cpu().flip(0, 1)[None, None], padding=k)[0, 0] > 0
+            grown = F.conv2d(reach.float()[None, None], mask.cpu().float().flip(0, 1)[None, None], padding=k)[0, 0] > 0
             reach = grown
         return reach
 

@@ -1,0 +1,168 @@
+"""The image families (MADE, PixelCNN, Gated PixelCNN) on tiny images with random weights: exact
+normalization, causality as a black-box perturbation map (and the exact dependency set each paper
+promises: PixelCNN's blind spot, none for Gated PixelCNN), and fast state == naive state."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.models.base import NaiveState
+from engine.sampling import temperature_sampler
+from tests.families import tiny_gated_pixelcnn, tiny_made, tiny_pixelcnn
+
+FAMILIES = {"made": tiny_made, "pixelcnn": tiny_pixelcnn, "gated_pixelcnn": tiny_gated_pixelcnn}
+
+
+def conditions(K: int, rows: int, k: int) -> torch.Tensor | None:
+    return F.one_hot(torch.full((rows,), k), K).double() if K else None
+
+
+def dependency(model, levels: torch.Tensor, cond_k: int = 0) -> torch.Tensor:
+    """(N_out, N_in) bool: whether output row t changes when input pixel p changes to any other level."""
+    Q = model.config.quantization_levels
+    N = levels.numel()
+    batch = [levels]
+    for p in range(N):
+        for v in range(Q):
+            if v != levels[p]:
+                changed = levels.clone()
+                changed[p] = v
+                batch.append(changed)
+    batch = torch.stack(batch)
+    with torch.no_grad():
+        out = model.log_probs(batch, conditions(model.config.cond_channels, len(batch), cond_k))
+    moved = (out[1:] - out[:1]).abs().amax(dim=-1) > 1e-9  # (N*(Q-1), N_out)
+    return moved.view(N, Q - 1, N).any(dim=1).t()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("Q", [2, 3])
+@pytest.mark.parametrize("K", [0, 3])
+def test_probabilities_of_all_images_sum_to_one(family, Q, K):
+    model = FAMILIES[family](Q, K, 2, 3).double()
+    images = torch.tensor(list(itertools.product(range(Q), repeat=6)))
+    for k in range(max(K, 1)):
+        with torch.no_grad():
+            logp = model.log_probs(images, conditions(K, len(images), k))
+        total = logp.gather(-1, images[:, :, None]).sum(dim=(1, 2)).exp().sum()
+        torch.testing.assert_close(total, torch.tensor(1.0, dtype=torch.double))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("H,W", [(2, 3), (4, 5), (5, 3)])
+def test_causal_each_row_reads_only_earlier_pixels(family, H, W):
+    model = FAMILIES[family](3, 2, H, W).double()
+    torch.manual_seed(H * W)
+    seen = torch.zeros(H * W, H * W, dtype=torch.bool)
+    for k in range(2):
+        for _ in range(3):
+            dep = dependency(model, torch.randint(0, 3, (H * W,)), k)
+            assert not torch.triu(dep).any(), f"a row depends on its own or a later pixel: {torch.triu(dep).nonzero().tolist()}"
+            seen |= dep
+    assert seen[-1].any(), "the last pixel reads earlier ones (the perturbation map is not blind)"
+
+
+def test_pixelcnn_reads_exactly_its_documented_field_and_has_a_blind_spot():
+    H, W = 6, 7
+    model = tiny_pixelcnn(3, 2, H, W).double()
+    dep = dependency(model, torch.randint(0, 3, (H * W,), generator=torch.Generator().manual_seed(0)))
+    for t in range(H * W):
+        expected = model.dependency_map(*divmod(t, W)).view(-1)
+        assert torch.equal(dep[t], expected), f"pixel {divmod(t, W)}"
+    # the blind spot: (4, 2) cannot see (3, 5), one row up and three columns right, though it comes earlier
+    assert not dep[4 * W + 2, 3 * W + 5] and dep[4 * W + 2, 3 * W + 3]
+
+
+def test_gated_pixelcnn_reads_everything_above_and_left_no_blind_spot():
+    H, W = 4, 4  # small enough that its receptive field covers every earlier pixel
+    model = tiny_gated_pixelcnn(3, 2, H, W).double()
+    dep = dependency(model, torch.randint(0, 3, (H * W,), generator=torch.Generator().manual_seed(0)))
+    before = torch.tril(torch.ones(H * W, H * W, dtype=torch.bool), diagonal=-1)
+    assert torch.equal(dep, before)
+
+
+def test_gated_pixelcnn_sees_above_right_where_pixelcnn_is_blind():
+    H, W = 6, 7
+    gated = tiny_gated_pixelcnn(3, 2, H, W).double()
+    dep = dependency(gated, torch.randint(0, 3, (H * W,), generator=torch.Generator().manual_seed(1)))
+    i, j = 4, 2
+    seen = dep[i * W + j].view(H, W)
+    blind = tiny_pixelcnn(3, 2, H, W).dependency_map(i, j)  # same first kernel, 2 more layers deep
+    assert (seen & ~blind)[:i].any(), "it sees pixels above and to the right that PixelCNN cannot"
+    rows = seen.any(dim=1).nonzero().view(-1)
+    cols = seen[:i].any(dim=0).nonzero().view(-1)
+    above = torch.zeros(H, W, dtype=torch.bool)
+    above[rows[0]:i, cols[0]:cols[-1] + 1] = True
+    assert torch.equal(seen[:i], above[:i]), "the field above the pixel is a full rectangle: no blind spot"
+    assert seen[i, :j].all() and not seen[i, j:].any()
+
+
+def naive(model, prefix, cond, order=None):
+    """The oracle; an any-order model's naive state with an order reads its log_probs in that order."""
+    if order is None:
+        return NaiveState(model, prefix, cond)
+    state = NaiveState.__new__(NaiveState)
+    state.model, state.seq, state.cond = model, prefix.long(), cond
+    state._next = lambda: _next_in_order(state, order)
+    state.log_probs = state._next()
+    return state
+
+
+def _next_in_order(state, order):
+    B, T = state.seq.shape
+    N = state.model.sequence_length
+    if T >= N:
+        return None
+    padded = torch.zeros(B, N, dtype=torch.long)
+    padded[:, :T] = state.seq
+    with torch.no_grad():
+        return state.model.log_probs(padded, state.cond, order=order)[:, T]
+
+
+def orders(family, N):
+    yield None
+    if family == "made":
+        yield torch.randperm(N, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("T0", [0, 1, 4, 7])
+def test_fast_state_equals_naive_state(family, T0):
+    H, W, Q, K = 3, 4, 3, 2
+    model = FAMILIES[family](Q, K, H, W).double()
+    N = H * W
+    g = torch.Generator().manual_seed(T0)
+    x = torch.randint(0, Q, (3, N), generator=g)
+    cond = F.one_hot(torch.tensor([0, 1, 1]), K).double()
+    for order in orders(family, N):
+        kw = {} if order is None else {"order": order}
+        fast, slow = model.start(x[:, :T0], cond, **kw), naive(model, x[:, :T0], cond, order)
+        for t in range(T0, N):
+            torch.testing.assert_close(fast.log_probs, slow.log_probs)
+            if t == T0 + 2:  # particle resampling to another row count
+                index = torch.tensor([2, 0, 0, 1, 2])
+                fast.reorder(index), slow.reorder(index)
+                x, cond = x[index], cond[index]
+                torch.testing.assert_close(fast.log_probs, slow.log_probs)
+            fast.step(x[:, t]), slow.step(x[:, t])
+        assert fast.log_probs is None and slow.log_probs is None
+        x, cond = x[:3], cond[:3]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_fast_and_naive_sample_the_same_images_with_the_same_seed(family):
+    H, W, Q, K = 3, 4, 3, 2
+    model = FAMILIES[family](Q, K, H, W).double()
+    cond = F.one_hot(torch.tensor([0, 1, 0, 1]), K).double()
+    samples = []
+    for make in (model.start, lambda p, c: naive(model, p, c)):
+        sample = temperature_sampler(1.0, torch.Generator().manual_seed(7))
+        state, seq = make(torch.zeros(4, 0, dtype=torch.long), cond), []
+        while state.log_probs is not None:
+            seq.append(sample(state.log_probs))
+            state.step(seq[-1])
+        samples.append(torch.stack(seq, dim=1))
+    assert torch.equal(samples[0], samples[1])
+    assert samples[0].unique().numel() > 1
