@@ -142,17 +142,19 @@ class GatedPixelCNN(AutoregressiveModel):
 
 class GatedPixelCNNState:
     """Fast generation (Ramachandran et al. 2017), per call. For every layer it keeps the vertical
-    stack's input rows its kernel still reads (`history`) and the current image row of the horizontal
-    stack's input (`row`). When a row starts, the vertical stack runs once for the whole row (it reads
-    only the rows above) and leaves, per layer, the horizontal pre-activation's vertical part (`link`);
-    each pixel then runs the horizontal stack for that one pixel through every layer. Equal to the
-    full forward up to float rounding."""
+    stack's input rows its kernel still reads (`history`, (B, C, rows, W)) and the current image row of
+    the horizontal stack's input (`row`, (B, W + pad, C), left-padded). When a row starts, the vertical
+    stack runs once for the whole row (it reads only the rows above) and leaves, per layer, the
+    horizontal pre-activation's vertical part (`link`, (B, W, 2C)); each pixel then runs the horizontal
+    stack for that one pixel through every layer: one matrix product per layer and a few elementwise
+    ops, with tanh(f) = 2 sigmoid(2f) - 1 folded into weights made once per call. Equal to the full
+    forward up to float rounding."""
 
     def __init__(self, model: GatedPixelCNN, prefix: torch.Tensor, cond: torch.Tensor | None):
         if prefix.dim() != 2:
             raise ValueError(f"prefix must have shape (B, T), got {tuple(prefix.shape)}.")
         c = model.config
-        N, W = model.sequence_length, c.width
+        N, W, C = model.sequence_length, c.width, c.channels
         B, T0 = prefix.shape
         if T0 > N:
             raise ValueError(f"prefix has {T0} values but the image has only {N} pixels.")
@@ -164,15 +166,23 @@ class GatedPixelCNNState:
         self.t = T0
         i0, j0 = divmod(T0, W)
         with torch.no_grad():
+            scale = torch.ones(2 * C, dtype=model.head_out.weight.dtype, device=device)
+            scale[:C] = 2.0  # the tanh half's pre-activation doubled: tanh(f) = 2 sigmoid(2f) - 1
+            self.scale = scale
+            self.weights = []  # per layer: horizontal taps (span*C, 2C) scaled, output (C, C) doubled, its bias
+            for layer in model.layers:
+                taps = layer.h_conv.weight[:, :, 0, :].permute(2, 1, 0).reshape(-1, 2 * C) * scale
+                self.weights.append((taps, 2.0 * layer.h_out.weight[:, :, 0, 0].t(), layer.h_out.bias))
+            self.head = (model.head_hidden.weight[:, :, 0, 0].t(), model.head_hidden.bias,
+                         model.head_out.weight[:, :, 0, 0].t(), model.head_out.bias)
             inputs, _ = model.layer_inputs(levels, self.cond)  # one forward primes every cache
             self.history, self.row = [], []
             for layer, (v, h) in zip(model.layers, inputs):
                 p = layer.pad
-                hist = F.pad(v, (0, 0, p, 0))[:, :, i0:i0 + p]  # rows i0-p .. i0-1, zeros above the image
-                self.history.append(hist.contiguous())
-                r = torch.zeros(B, v.shape[1], W + p, dtype=v.dtype, device=device)  # left-padded current row
+                self.history.append(F.pad(v, (0, 0, p, 0))[:, :, i0:i0 + p].contiguous())  # rows i0-p .. i0-1
+                r = torch.zeros(B, W + p, C, dtype=v.dtype, device=device)
                 if i0 < c.height:
-                    r[:, :, p:p + j0] = h[:, :, i0, :j0]
+                    r[:, p:p + j0] = h[:, :, i0, :j0].transpose(1, 2)
                 self.row.append(r)
             self.log_probs = None
             if T0 < N:
@@ -182,10 +192,9 @@ class GatedPixelCNNState:
     def _start_row(self) -> None:
         """The vertical stack for the whole current row i, layer by layer: each layer's vf row gives the
         next layer's v input row and this layer's `link` (the vertical part of its horizontal pre-activation)."""
-        m = self.model
         self.link = []
         v_row = None
-        for l, layer in enumerate(m.layers):
+        for l, layer in enumerate(self.model.layers):
             p = layer.pad
             window = self.history[l] if layer.first else torch.cat([self.history[l], v_row], dim=2)
             vf = layer.v_conv(F.pad(window, (p, p, 0, 0)))  # (B, 2C, 1, W)
@@ -193,27 +202,26 @@ class GatedPixelCNNState:
             if self.cond is not None:
                 vf = vf + layer.v_cond(self.cond)[:, :, None, None]
                 link = link + layer.h_cond(self.cond)[:, :, None]
-            self.link.append(link)  # (B, 2C, W)
+            self.link.append((link.transpose(1, 2) * self.scale).contiguous())  # (B, W, 2C)
             if not layer.first:
-                self.history[l] = torch.cat([self.history[l], v_row], dim=2)[:, :, 1:]  # keep rows up to i for row i+1
+                self.history[l] = torch.cat([self.history[l], v_row], dim=2)[:, :, 1:]  # rows up to i, for row i+1
             v_row = gate(vf)
 
     def _pixel(self) -> torch.Tensor:
         """Run the horizontal stack at the current pixel (i, j) through every layer -> log-probs (B, Q)."""
-        m = self.model
-        j = self.t % m.config.width
-        B = self.row[0].shape[0]
+        layers = self.model.layers
+        j = self.t % self.model.config.width
+        B, C = self.row[0].shape[0], self.model.config.channels
         h = None
-        for l, layer in enumerate(m.layers):
-            p, span = layer.pad, layer.span
-            window = self.row[l][:, :, j:j + span]  # padded columns j .. j+span-1 = columns j-p .. j-p+span-1
-            hf = window.reshape(B, -1) @ layer.h_conv.weight.view(layer.h_conv.out_channels, -1).t() + self.link[l][:, :, j]
-            out = F.linear(gate(hf), layer.h_out.weight[:, :, 0, 0], layer.h_out.bias)
-            h = out if layer.first else self.row[l][:, :, j + p] + out
-            if l + 1 < len(m.layers):
-                self.row[l + 1][:, :, j + m.layers[l + 1].pad] = h
-        hid = F.relu(F.linear(F.relu(h), m.head_hidden.weight[:, :, 0, 0], m.head_hidden.bias))
-        return F.log_softmax(F.linear(hid, m.head_out.weight[:, :, 0, 0], m.head_out.bias), dim=-1)
+        for l, (layer, (taps, w_out, b_out)) in enumerate(zip(layers, self.weights)):
+            window = self.row[l][:, j:j + layer.span].reshape(B, -1)  # padded columns j.. = columns j-p ..
+            s = torch.sigmoid(torch.addmm(self.link[l][:, j], window, taps))
+            out = torch.addmm(b_out, (s[:, :C] - 0.5) * s[:, C:], w_out)  # h_out(tanh(f) sigmoid(g))
+            h = out if layer.first else out.add_(self.row[l][:, j + layer.pad])
+            if l + 1 < len(layers):
+                self.row[l + 1][:, j + layers[l + 1].pad] = h
+        w1, b1, w2, b2 = self.head
+        return F.log_softmax(torch.addmm(b2, F.relu(torch.addmm(b1, F.relu(h), w1)), w2), dim=-1)
 
     @torch.no_grad()
     def step(self, levels: torch.Tensor) -> torch.Tensor | None:
@@ -222,15 +230,14 @@ class GatedPixelCNNState:
         if self.t >= m.sequence_length:
             raise ValueError("The image is complete: there is no next pixel to feed.")
         j = self.t % c.width
-        first = m.layers[0]
-        self.row[0][:, :, first.pad + j] = m.embed(levels.long().view(-1).to(self.row[0].device))
+        p = m.layers[0].pad
+        self.row[0][:, p + j] = m.embed(levels.long().view(-1).to(self.row[0].device))
         self.t += 1
         if self.t >= m.sequence_length:
             self.log_probs = None
             return None
         if j + 1 == c.width:  # the row is complete: layer 0's vertical stack reads it from the next row on
-            p = first.pad
-            self.history[0] = torch.cat([self.history[0], self.row[0][:, :, None, p:]], dim=2)[:, :, 1:]
+            self.history[0] = torch.cat([self.history[0], self.row[0][:, None, p:].permute(0, 3, 1, 2)], dim=2)[:, :, 1:]
             for r in self.row:
                 r.zero_()
             self._start_row()

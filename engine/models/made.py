@@ -174,7 +174,8 @@ class MADEState:
     """MADE's fast generation state (per call): the first hidden layer's pre-activation is kept and
     updated rank-1 per pixel read (only the units of degree >= its rank take it), and only the next
     position's output is computed, through the deeper layers' units of degree < its rank (the others
-    cannot reach it). O(H) per pixel for a one-hidden-layer MADE instead of a whole forward."""
+    cannot reach it; degrees are sorted, so those units are a prefix). O(H) per pixel for a
+    one-hidden-layer MADE instead of a whole forward. The masked weights are made once per call."""
 
     def __init__(self, model: MADE, prefix: torch.Tensor, cond: torch.Tensor | None, order: torch.Tensor | None):
         if prefix.dim() != 2:
@@ -184,16 +185,23 @@ class MADEState:
         if T0 > N:
             raise ValueError(f"prefix has {T0} values but the image has only {N} pixels.")
         self.model, self.order = model, model.check_order(order)
-        self.biases = model.condition_biases(cond, B)
-        prefix = prefix.to(model.b_in.device).long()
+        self.positions = self.order.tolist()
+        Q = model.config.quantization_levels
         with torch.no_grad():
-            if T0 and (prefix.min() < 0 or prefix.max() >= model.config.quantization_levels):
-                raise ValueError(f"prefix levels must lie in 0..{model.config.quantization_levels - 1}.")
-            Q = model.config.quantization_levels
-            w = model.w_in[:, self.order[:T0]] * (model.degrees(0)[:, None] >= torch.arange(T0, device=prefix.device)[None]).to(model.w_in.dtype)[:, :, None]
-            self.a = model.b_in.expand(B, -1) + F.one_hot(prefix, Q).to(w.dtype).view(B, T0 * Q) @ w.reshape(w.shape[0], T0 * Q).t()
-            if self.biases[0] is not None:
-                self.a = self.a + self.biases[0]
+            biases = model.condition_biases(cond, B)
+            prefix = prefix.to(model.b_in.device).long()
+            if T0 and (prefix.min() < 0 or prefix.max() >= Q):
+                raise ValueError(f"prefix levels must lie in 0..{Q - 1}.")
+            # per layer: how many units have degree < t, for every t (degrees are sorted)
+            ts = torch.arange(N + 1, device=prefix.device)
+            self.below = [torch.searchsorted(model.degrees(i), ts).tolist() for i in range(len(model.config.hidden_sizes))]
+            self.hidden = [(layer.weight * getattr(model, f"mask_{i}"), layer.bias, biases[i + 1]) for i, layer in enumerate(model.hidden)]
+            self.w_in = model.w_in.permute(1, 2, 0)  # (N, Q, H): pixel p's weights for each of its levels
+            self.out_bias = model.b_out if biases[-1] is None else model.b_out + biases[-1].view(B, N, Q - 1)
+            w = self.w_in[self.order[:T0]] * (model.degrees(0)[None, :] >= ts[:T0, None]).to(self.w_in.dtype)[:, None, :]
+            self.a = F.linear(F.one_hot(prefix, Q).to(w.dtype).view(B, T0 * Q), w.reshape(T0 * Q, w.shape[-1]).t(), model.b_in)
+            if biases[0] is not None:
+                self.a = self.a + biases[0]
         self.t = T0
         self.log_probs = self._next()
 
@@ -202,42 +210,31 @@ class MADEState:
         m, t = self.model, self.t
         if t >= m.sequence_length:
             return None
-        Q = m.config.quantization_levels
-        h = F.relu(self.a)
-        for i, layer in enumerate(m.hidden):
-            # units of degree < t only (degrees are sorted); those read only units of lower degree
-            n_out = int((m.degrees(i + 1) < t).sum())
-            n_in = int((m.degrees(i) < t).sum())
-            h_new = torch.zeros(h.shape[0], layer.out_features, dtype=h.dtype, device=h.device)
-            if n_out:
-                w = layer.weight[:n_out, :n_in] * getattr(m, f"mask_{i}")[:n_out, :n_in]
-                z = F.linear(h[:, :n_in], w, layer.bias[:n_out])
-                if self.biases[i + 1] is not None:
-                    z = z + self.biases[i + 1][:, :n_out]
-                h_new[:, :n_out] = F.relu(z)
-            h = h_new
-        p = int(self.order[t])
-        n_last = int((m.degrees(len(m.hidden)) < t).sum())
-        logits = F.linear(h[:, :n_last], m.w_out[p, :, :n_last], m.b_out[p])
-        if self.biases[-1] is not None:
-            logits = logits + self.biases[-1].view(h.shape[0], -1, Q - 1)[:, p]
+        h = F.relu(self.a[:, :self.below[0][t]])
+        for i, (weight, bias, cond_bias) in enumerate(self.hidden):
+            n = self.below[i + 1][t]
+            z = F.linear(h, weight[:n, :h.shape[1]], bias[:n])
+            h = F.relu(z if cond_bias is None else z + cond_bias[:, :n])
+        p = self.positions[t]
+        bias = self.out_bias[p] if self.out_bias.dim() == 2 else self.out_bias[:, p]
+        logits = F.linear(h, m.w_out[p, :, :h.shape[1]]) + bias
         return F.log_softmax(m._logits_with_zero(logits), dim=-1)
 
     @torch.no_grad()
     def step(self, levels: torch.Tensor) -> torch.Tensor | None:
-        m = self.model
-        if self.t >= m.sequence_length:
+        m, t = self.model, self.t
+        if t >= m.sequence_length:
             raise ValueError("The image is complete: there is no next pixel to feed.")
-        p = int(self.order[self.t])
-        columns = m.w_in[:, p, :].t()  # (Q, H): the unit's weight for each level of pixel p
-        take = (m.degrees(0) >= self.t).to(columns.dtype)
-        self.a = self.a + columns[levels.long().view(-1)] * take
+        first = self.below[0][t]  # the units of degree >= t (a suffix) take pixel t
+        self.a[:, first:] += self.w_in[self.positions[t]][levels.long().view(-1), first:]
         self.t += 1
         self.log_probs = self._next()
         return self.log_probs
 
     def reorder(self, index: torch.Tensor) -> "MADEState":
         self.a = self.a.index_select(0, index)
-        self.biases = [None if b is None else b.index_select(0, index) for b in self.biases]
+        self.hidden = [(w, b, None if c is None else c.index_select(0, index)) for w, b, c in self.hidden]
+        if self.out_bias.dim() == 3:
+            self.out_bias = self.out_bias.index_select(0, index)
         self.log_probs = None if self.log_probs is None else self.log_probs.index_select(0, index)
         return self
