@@ -68,8 +68,7 @@ def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None,
     if images is None:
         metrics = dict(model.metrics)
     else:
-        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels,
-                                 start_value=int(dc.get("start_value", 0)))
+        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels)
     eval_s = time.perf_counter() - started
     return {"quantization": dc.get("quantization", {}), "metrics": metrics, "latency": cpu_latency(model) if latency else {},
             "evaluation_s": eval_s, "receptive_field": model.receptive_field}

@@ -128,18 +128,19 @@ def decode_levels(model, levels: torch.Tensor) -> torch.Tensor:
     return levels_to_images(sequence_to_image(levels.cpu(), c["H"], c["W"], c["scan_order"]), c["Q"])
 
 
-def forward_rows(model, inputs: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    """Teacher-forced logits (M, N, Q) for input levels (M, N), FORWARD_ROWS sequences at a time
-    (the model's time-major inference path: no one-hot copy, plain matrix products)."""
-    rows = FORWARD_ROWS.get(inputs.device.type, 10)
+@torch.no_grad()
+def forward_rows(model, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """Teacher-forced log p(x_t | x_<t, y) (M, N, Q) of level sequences (M, N) (`model.log_probs`),
+    FORWARD_ROWS sequences at a time."""
+    rows = FORWARD_ROWS.get(levels.device.type, 10)
     chunks = []
-    for s in range(0, inputs.shape[0], rows):
-        chunks.append(model.logits_from_levels(inputs[s:s + rows], None if cond is None else cond[s:s + rows]))
+    for s in range(0, levels.shape[0], rows):
+        chunks.append(model.log_probs(levels[s:s + rows], None if cond is None else cond[s:s + rows]))
     return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
 
 @torch.no_grad()
-def score_levels(model, levels: torch.Tensor, start_value: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def score_levels(model, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-forced scores of level sequences (B, N) under every class, all B*K rows batched together:
     -> log p(x_t | x_<t, y=k) (B, K, N) and the most likely level at each pixel (B, K, N).
     An unconditional model counts as K=1."""
@@ -147,24 +148,19 @@ def score_levels(model, levels: torch.Tensor, start_value: int = 0) -> tuple[tor
     levels = levels.to(device).long()
     B, N = levels.shape
     K = model.config.cond_channels
-    inputs = torch.cat([torch.full((B, 1), start_value, dtype=torch.long, device=device), levels[:, :-1]], dim=1)
-    if K:
-        inputs = inputs.repeat_interleave(K, dim=0)  # rows b-major: row = b * K + k
-        cond = torch.eye(K, device=device, dtype=next(model.parameters()).dtype).repeat(B, 1)
-    else:
-        cond = None
-    logits = forward_rows(model, inputs, cond)  # (B*K, N, Q)
-    logp = F.log_softmax(logits.float(), dim=-1)
-    targets = levels.repeat_interleave(max(K, 1), dim=0)
-    ll = logp.gather(-1, targets[:, :, None]).squeeze(-1)
-    return ll.view(B, max(K, 1), N), logits.argmax(-1).view(B, max(K, 1), N)
+    rows = levels.repeat_interleave(max(K, 1), dim=0)  # rows b-major: row = b * K + k
+    cond = torch.eye(K, device=device, dtype=next(model.parameters()).dtype).repeat(B, 1) if K else None
+    logp = forward_rows(model, rows, cond).float()  # (B*K, N, Q)
+    ll = logp.gather(-1, rows[:, :, None]).squeeze(-1)
+    return ll.view(B, max(K, 1), N), logp.argmax(-1).view(B, max(K, 1), N)
 
 
 @torch.no_grad()
 def pixel_log_likelihoods(model, images) -> torch.Tensor:
     """log p(x_t | x_<t, y=k) for every pixel (first included) and class: images -> (B, K, H*W)."""
     c = _image_config(model)
-    return score_levels(model, encode_images(model, images), c["start"])[0].cpu()
+    _image_config(model)
+    return score_levels(model, encode_images(model, images))[0].cpu()
 
 
 def _log_prior(prior, K: int, device) -> torch.Tensor:
@@ -334,7 +330,7 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
         if u == 0:
             probs = torch.full((K,), 1.0 / K)
         else:
-            probs = torch.softmax(score_levels(model, x[None, :u], c["start"])[0][0].sum(dim=-1).float(), dim=0)  # p(y | x_<u)
+            probs = torch.softmax(score_levels(model, x[None, :u])[0][0].sum(dim=-1).float(), dim=0)  # p(y | x_<u)
         labels = torch.multinomial(probs.to(device).expand(G, K), 1, generator=generator).squeeze(1)
 
     cond = None if labels is None else _conditions(model, labels)

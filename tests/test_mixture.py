@@ -27,10 +27,11 @@ from test_image_tasks import data_config, digits
 from test_mnist_recipe import write_fixture
 
 
-def member(Q=7, K=3, residual=8, dilations=(1, 2, 4, 8), seed=0):
+def member(Q=7, K=3, residual=8, dilations=(1, 2, 4, 8), seed=0, start=0):
     torch.manual_seed(seed)
     return WaveNet(WaveNetConfig(quantization_levels=Q, residual_channels=residual, skip_channels=16, head_channels=12,
-                                 dilations=list(dilations), kernel_size=2, input_kernel_size=3, cond_channels=K)).eval()
+                                 dilations=list(dilations), kernel_size=2, input_kernel_size=3, cond_channels=K,
+                                 start_value=start)).eval()
 
 
 def make(Q=7, K=3, weights=(0.7, 0.3)):
@@ -131,10 +132,10 @@ def test_image_tasks_accept_a_mixture():
 def test_weight_grid_and_scoring_pick_what_a_direct_computation_picks():
     assert weight_grid(2, 0.25) == [(0.25, 0.75), (0.5, 0.5), (0.75, 0.25)]
     assert all(abs(sum(w) - 1) < 1e-12 for w in weight_grid(3, 0.1)) and len(weight_grid(3, 0.1)) == 36
-    models = [member(Q=4, K=10, seed=0), member(Q=4, K=10, residual=6, seed=1)]
+    models = [member(Q=4, K=10, seed=0, start=1), member(Q=4, K=10, residual=6, seed=1, start=1)]
     levels = torch.randint(0, 4, (6, 40), generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 3, 9, 3, 1, 2])
-    rows = score_weightings(models, levels, labels, weight_grid(2, 0.25), start_value=1, batch_images=4)
+    rows = score_weightings(models, levels, labels, weight_grid(2, 0.25), batch_images=4)
     for row in rows:  # the mixture model built with these weights scores the same
         mix = mixture_of(models, row["weights"])
         inputs = torch.cat([torch.ones(6, 1, dtype=torch.long), levels[:, :-1]], dim=1)

@@ -14,10 +14,15 @@ A model is an `nn.Module` with a `config` dataclass (saved as config.json's "mod
   prefix (T0 may be 0). The default is `NaiveState`, which re-runs `log_probs` on the whole prefix at
   every step: slow, obviously right, and the oracle every family's fast state is tested against.
 - Capabilities, declared as class attributes and never probed:
-  `soft_inputs` (log-probs through relaxed one-hot inputs, so the n-step unrolled loss can train it),
+  `soft_inputs` (log-probs through relaxed one-hot inputs, so the n-step unrolled loss can train it; such
+  a family also provides `input_sequence(levels) -> (B, T)`, the columns its `forward(x (B, Q, T-1) soft,
+  cond, return_layer_inputs=True) -> (logits (B, Q, T-1), primer)` reads, column t predicting column
+  t+1, and `unroll_state(primer, logits, cond, origins, steps)`, a state at each origin whose `step`
+  takes soft columns (B, Q) and returns logits (B, Q); engine/training.py trains it through them),
   `any_order` (`log_probs` and `start` take `order=`, a permutation of positions: the model can put
   any pixel first, so it conditions on any set of known pixels exactly).
-- `family_name` and `family_summary`: the family's name and one line on what it is (the app's picker).
+- `family_name` and `family_summary`: the family's name and one line on what it is (the app's picker);
+  `family_paper` the paper it follows ("van den Oord et al. 2016"), which the model card cites.
 - `sequence_length`: N for a model of fixed-size inputs (an image model's H*W), None for any length.
 
 A `GenerationState` has `log_probs` (B, Q) for the next position, `step(levels (B,) long) -> (B, Q)`
@@ -52,6 +57,7 @@ class AutoregressiveModel(nn.Module):
     # What a person reads in the app's model picker: the family's name and one line on what it is.
     family_name: str = ""
     family_summary: str = ""
+    family_paper: str = ""
 
     @property
     def quantization_levels(self) -> int:
@@ -65,6 +71,16 @@ class AutoregressiveModel(nn.Module):
     @property
     def sequence_length(self) -> int | None:
         return None
+
+    def architecture_note(self) -> str:
+        """A short clause on the architecture for the model card (e.g. a receptive field); "" for none."""
+        return ""
+
+    @classmethod
+    def can_start_from(cls, start, config) -> bool:
+        """Whether the weights of a trained model of config `start` can start training a model of
+        `config` (train.py's train.init_from); by default only when the two configs are equal."""
+        return start == config
 
     def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError

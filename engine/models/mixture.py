@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from engine.models.base import AutoregressiveModel
+
 
 @dataclass
 class MixtureConfig:
@@ -64,7 +66,7 @@ class MixtureConfig:
         return max(c.receptive_field for c in self.member_configs)
 
 
-class Mixture(nn.Module):
+class Mixture(AutoregressiveModel):
     family_name = "Mixture"
     family_summary = "several trained models whose next-pixel probabilities are averaged: better figures, the sum of their costs"
 
@@ -91,6 +93,15 @@ class Mixture(nn.Module):
         if return_layer_inputs:
             raise ValueError("A mixture has no single stack of layers; engine.generation.prime builds its fast state per member.")
         return self.mix([m(x, cond, offset=offset) for m in self.members], dim=1)
+
+    def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Levels (B, N) -> the mixture's log p(x_t | x_<t, y) (B, N, Q), from each member's own."""
+        return self.mix([m.log_probs(levels, cond) for m in self.members], dim=-1)
+
+    @property
+    def sequence_length(self) -> int | None:
+        lengths = {m.sequence_length for m in self.members} - {None}
+        return lengths.pop() if lengths else None
 
     @torch.no_grad()
     def logits_from_levels(self, levels: torch.Tensor, cond: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
