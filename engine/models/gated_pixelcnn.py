@@ -84,6 +84,7 @@ class GatedPixelCNN(AutoregressiveModel):
     family_name = "Gated PixelCNN"
     family_summary = ("masked convolutions in two stacks (the rows above, the pixels to the left) with gated units "
                       "and no blind spot; fast generation caches each layer's rows")
+    family_paper = "van den Oord et al. 2016b"
 
     def __init__(self, config: GatedPixelCNNConfig):
         super().__init__()
@@ -97,6 +98,11 @@ class GatedPixelCNN(AutoregressiveModel):
     @property
     def sequence_length(self) -> int:
         return self.config.height * self.config.width
+
+    def architecture_note(self) -> str:
+        c = self.config
+        reach = c.first_kernel // 2 + (c.layers - 1) * (c.kernel // 2)
+        return f"a pixel reads up to {reach} rows above it (all columns within {reach} of its own, no blind spot) and {reach} pixels to its left"
 
     def _check(self, levels: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         c = self.config

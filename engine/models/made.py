@@ -61,6 +61,7 @@ class MADE(AutoregressiveModel):
     family_name = "MADE"
     family_summary = ("a masked multilayer perceptron over all pixels at once; its masks can put any pixel first, "
                       "so it completes a digit conditioned on every known pixel exactly")
+    family_paper = "Germain et al. 2015"
 
     def __init__(self, config: MADEConfig):
         super().__init__()
@@ -79,6 +80,9 @@ class MADE(AutoregressiveModel):
             self.register_buffer(f"degree_{i}", hidden_degrees(h, N), persistent=False)
         for i, layer in enumerate(self.hidden):  # hidden -> hidden: degree may not decrease
             self.register_buffer(f"mask_{i}", (self.degrees(i + 1)[:, None] >= self.degrees(i)[None, :]).float(), persistent=False)
+
+    def architecture_note(self) -> str:
+        return "every output reads every earlier pixel in its order (hidden degrees spread evenly over 0..N-2); any order"
 
     def degrees(self, i: int) -> torch.Tensor:
         return getattr(self, f"degree_{i}")

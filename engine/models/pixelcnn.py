@@ -63,6 +63,7 @@ class PixelCNN(AutoregressiveModel):
     family_name = "PixelCNN"
     family_summary = ("masked 2-D convolutions over the image (mask A, then residual blocks with mask B); "
                       "it has a blind spot above and to the right of each pixel")
+    family_paper = "van den Oord et al. 2016a"
 
     def __init__(self, config: PixelCNNConfig):
         super().__init__()
@@ -76,6 +77,11 @@ class PixelCNN(AutoregressiveModel):
     @property
     def sequence_length(self) -> int:
         return self.config.height * self.config.width
+
+    def architecture_note(self) -> str:
+        reach = self.config.first_kernel // 2 + self.config.residual_blocks
+        return (f"a pixel reads up to {reach} rows above it and {reach} pixels to its left, but in the rows above only "
+                f"as far right as the first kernel reaches ({self.config.first_kernel // 2}), growing by one column per row up: the blind spot")
 
     def _check(self, levels: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         c = self.config
