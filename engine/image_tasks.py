@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.any_order import complete_known_first
 from engine.encoding import image_to_sequence, images_to_levels, levels_to_images, sequence_to_image
 from engine.generation import generate_fast, level_feed, prime
 from engine.sampling import make_sampler
@@ -280,6 +281,15 @@ def _systematic_resample(logw: torch.Tensor, generator: torch.Generator | None) 
     return torch.searchsorted(cdf, u).clamp_(max=P - 1)
 
 
+def _complete_any_order(model, x, known, digit, n, temperature, generator, progress, return_digits):
+    labels = None if digit is None else torch.full((n,), digit, dtype=torch.long, device=x.device)
+    levels, labels = complete_known_first(model, x, known, labels, n, temperature, generator)
+    if progress is not None:
+        progress(int((~known).sum()), int((~known).sum()))
+    out = decode_levels(model, levels)
+    return (out, labels.cpu() if labels is not None else torch.full((n,), -1, dtype=torch.long)) if return_digits else out
+
+
 @torch.no_grad()
 def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num_particles: int = 32,
              temperature: float = 1.0, generator: torch.Generator | None = None, progress: Progress | None = None,
@@ -293,6 +303,9 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
     populations of num_particles particles each give one completion apiece, drawn by final weight.
     With digit=None each particle's digit is drawn from p(y | known prefix) and then reweighed like the
     pixels. Known pixels keep their quantized value: out[:, mask] == quantize(image)[mask].
+    A model that reads pixels in any order (`model.any_order`, MADE) instead reads every known pixel
+    first and samples the hole after them: exact draws from p(hole | all known pixels, y), and the
+    digit, when not given, from p(y | all known pixels); num_particles does not apply.
     -> uint8 (n, H, W) on the CPU (and the digits (n,) used, with return_digits)."""
     c = _image_config(model)
     H, W, N = c["H"], c["W"], c["H"] * c["W"]
@@ -319,6 +332,8 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
         out = decode_levels(model, x[None].expand(n, -1))
         digits = torch.full((n,), -1 if digit is None else digit, dtype=torch.long)
         return (out, digits) if return_digits else out
+    if model.any_order:  # every known pixel first: exact draws, no particles (engine/any_order.py)
+        return _complete_any_order(model, x, known, digit, n, temperature, generator, progress, return_digits)
     u = int(unknown[0])
     G = n * P  # rows population-major: row = g * P + p
 

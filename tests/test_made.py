@@ -109,3 +109,20 @@ def test_exact_completion_draws_the_digit_from_the_known_pixels():
 def test_exact_completion_needs_an_any_order_model():
     with pytest.raises(ValueError, match="any pixel first"):
         complete_known_first(tiny_pixelcnn(2, 0, 2, 3), torch.zeros(6, dtype=torch.long), torch.ones(6, dtype=torch.bool), None, 1)
+
+
+def test_complete_reads_every_known_pixel_first_for_an_any_order_model():
+    """image_tasks.complete on MADE: known pixels kept, the hole drawn exactly (same draws as complete_known_first)."""
+    from engine.image_tasks import complete
+
+    model = tiny_made(2, 3, 4, 5).double()
+    model.data_config = {"task": "mnist", "quantization": {"levels": 2}, "threshold": 127, "scan_order": "raster",
+                         "height": 4, "width": 5, "start_value": 0, "conditions": ["a", "b", "c"]}
+    image = (torch.rand(4, 5, generator=torch.Generator().manual_seed(0)) > 0.5).to(torch.uint8) * 255
+    mask = torch.ones(4, 5, dtype=torch.bool)
+    mask[1:3, 1:4] = False
+    out, digits = complete(model, image, mask, None, n=6, generator=torch.Generator().manual_seed(2), return_digits=True)
+    assert out.shape == (6, 4, 5) and torch.equal(out[:, mask], image[mask].expand(6, -1))
+    levels, labels = complete_known_first(model, (image.view(-1) > 127).long(), mask.view(-1), None, 6,
+                                          generator=torch.Generator().manual_seed(2))
+    assert torch.equal(digits, labels) and torch.equal(out.view(6, -1), levels.to(torch.uint8) * 255)
