@@ -134,23 +134,25 @@ class MADE(AutoregressiveModel):
         if order is None and self.training and self.config.order_agnostic > 0:
             return self.training_log_probs(levels, cond)
         levels = self._check_levels(levels)
+        raster = order is None
         order = self.check_order(order)
         B, N = levels.shape
         Q = self.config.quantization_levels
         biases = self.condition_biases(cond, B)
         rank = torch.arange(N, device=levels.device)
         # weights regathered into the model's order: column t belongs to pixel order[t]
-        w_in = self.w_in[:, order] * (self.degrees(0)[:, None] >= rank[None, :]).to(self.w_in.dtype)[:, :, None]
+        w_in = (self.w_in if raster else self.w_in[:, order]) * (self.degrees(0)[:, None] >= rank[None, :]).to(self.w_in.dtype)[:, :, None]
         x = F.one_hot(levels, Q).to(w_in.dtype).view(B, N * Q)
         h = F.linear(x, w_in.reshape(w_in.shape[0], N * Q), self.b_in)
         h = F.relu(h if biases[0] is None else h + biases[0])
         for i, layer in enumerate(self.hidden):
             h = F.linear(h, layer.weight * getattr(self, f"mask_{i}"), layer.bias)
             h = F.relu(h if biases[i + 1] is None else h + biases[i + 1])
-        w_out = self.w_out[order] * (rank[:, None] > self.degrees(len(self.hidden))[None, :]).to(self.w_out.dtype)[:, None, :]
-        logits = F.linear(h, w_out.reshape(N * (Q - 1), -1), self.b_out[order].reshape(-1)).view(B, N, Q - 1)
+        w_out = (self.w_out if raster else self.w_out[order]) * (rank[:, None] > self.degrees(len(self.hidden))[None, :]).to(self.w_out.dtype)[:, None, :]
+        logits = F.linear(h, w_out.reshape(N * (Q - 1), -1), (self.b_out if raster else self.b_out[order]).reshape(-1)).view(B, N, Q - 1)
         if biases[-1] is not None:
-            logits = logits + biases[-1].view(B, -1, Q - 1)[:, order]
+            out_bias = biases[-1].view(B, -1, Q - 1)
+            logits = logits + (out_bias if raster else out_bias[:, order])
         return F.log_softmax(self._logits_with_zero(logits), dim=-1)
 
     def training_log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None, generator: torch.Generator | None = None,
