@@ -42,7 +42,9 @@ def test_every_pretrained_model_has_its_recipe(folder):
         assert tuple(shipped.weights) in weight_grid(len(members), config["mixture"]["weight_step"])
     else:
         recipe = build_model(config["model_type"], config["model"]).config
-        assert replace(recipe, dropout=shipped.dropout) == shipped
+        if hasattr(shipped, "dropout"):  # a WaveNet's dropout acts in training only
+            recipe = replace(recipe, dropout=shipped.dropout)
+        assert recipe == shipped
     assert f"configs/{folder.name}.json" in (folder / "README.md").read_text()
 
 
