@@ -29,10 +29,14 @@ A model is an `nn.Module` with a `config` dataclass (saved as config.json's "mod
   `family_paper` the paper it follows ("van den Oord et al. 2016"), which the model card cites.
 - `sequence_length`: N for a model of fixed-size inputs (an image model's H*W), None for any length;
   `receptive_field`: how many past values a prediction can read, None for all of them.
+- For train.py and the model card, with defaults here: `trainable` (False: made otherwise, e.g. a
+  Mixture from trained members), `can_start_from(start_config, config)` (train.init_from),
+  `architecture_note()` (a clause for the card, e.g. a receptive field).
 
 A `GenerationState` has `log_probs` (B, Q) for the next position, `step(levels (B,) long) -> (B, Q)`
 (feed the value taken there, get the next position's log-probs) and `reorder(index (B',) long)`, which
-makes row i a copy of row index[i] (particle resampling; B' may differ from B). All of its incremental
+makes row i a copy of row index[i] (particle resampling; B' may differ from B). Callers never step a
+fixed-length model past its last value (NaiveState's log_probs is None there). All of its incremental
 state lives on it, made per call: nothing is stored on the model, which `st.cache_resource` shares
 between browser sessions running in threads.
 """

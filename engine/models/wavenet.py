@@ -176,7 +176,7 @@ class WaveNet(AutoregressiveModel):
         """The fast generation state (Paine et al. 2016; engine/models/wavenet_fast.py) after prefix (B, T0)
         levels under cond (B, K): its log_probs (B, Q) are row T0 of `log_probs`."""
         check_levels(prefix, self.config.quantization_levels, "prefix")
-        self.condition_biases(cond)  # checks the condition
+        self.check_condition(cond)
         return start_fast(self, self.input_sequence(prefix), cond)
 
     def unroll_state(self, layer_inputs: list[torch.Tensor], logits: torch.Tensor, cond: torch.Tensor | None,
@@ -188,15 +188,20 @@ class WaveNet(AutoregressiveModel):
 
     def condition_biases(self, cond: torch.Tensor | None) -> list[torch.Tensor | None]:
         """cond (B, K) -> per layer (B, 2C) additive bias, or Nones when unconditional."""
+        self.check_condition(cond)
+        if self.config.cond_channels == 0:
+            return [None] * len(self.layers)
+        return [layer.cond(cond) for layer in self.layers]
+
+    def check_condition(self, cond: torch.Tensor | None) -> None:
         if self.config.cond_channels == 0:
             if cond is not None:
                 raise ValueError("This model is unconditional; pass condition=None.")
-            return [None] * len(self.layers)
+            return
         if cond is None:
             raise ValueError(f"This model needs a condition of {self.config.cond_channels} channels.")
         if cond.dim() != 2 or cond.shape[1] != self.config.cond_channels:
             raise ValueError(f"condition must have shape (B, {self.config.cond_channels}), got {tuple(cond.shape)}.")
-        return [layer.cond(cond) for layer in self.layers]
 
     def head(self, z_all: torch.Tensor) -> torch.Tensor:
         """Concatenated gated outputs (B, C*L, T) -> logits (B, Q, T)."""
