@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from engine.cards import training_command, write_card, write_mixture_card
 from engine.checkpoint import load_pretrained, save_pretrained
-from engine.models import build_model, model_type_of
+from engine.models import build_model
 from engine.recipes import DEFAULT_MODEL_TYPE, MixtureFit, TrainConfig, get_recipe_class, load_recipe_config
 from engine.recipes.mixture import best_weighting, mixture_of, score_weightings, weight_grid
 from engine.training import LogProbs, WeightAverage, training_losses, unrolled_loss
@@ -215,13 +215,13 @@ def main(argv=None) -> int:
             print(f"resuming {config['name']} from step {step}", file=sys.stderr)
     elif cfg.init_from:
         try:
-            start_from = load_pretrained(cfg.init_from)
+            start_from = load_pretrained(cfg.init_from, model_type=config["model_type"])
         except (OSError, ValueError) as e:
             print(f"error: train.init_from: {e}", file=sys.stderr)
             return 2
-        if model_type_of(start_from) != config["model_type"] or not type(model).can_start_from(start_from.config, model.config):
+        if not type(model).can_start_from(start_from.config, model.config):
             print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's "
-                  "'model_type' and 'model' (for a WaveNet, dropout may differ and a position_grid may be added).", file=sys.stderr)
+                  "'model_type' and 'model' (up to what its family allows to differ, e.g. dropout).", file=sys.stderr)
             return 2
         missing, unexpected = model.load_state_dict(start_from.state_dict(), strict=False)
         if unexpected or any(not k.startswith("position.") for k in missing):

@@ -109,14 +109,15 @@ def write_mixture_card(export: Path, config: dict, recipe, metrics: dict, comman
     listed = "\n".join(f"- `{folder}` (weight {w:g}): {m.metrics.get('pixel_accuracy', float('nan')):.4f} test pixel accuracy, "
                        f"{m.metrics.get('nll_nats_per_image', float('nan')):.2f} nats NLL on its own"
                        for folder, w, m in zip(folders, best["weights"], members))
+    families = sorted({f"{m.family_name} ({m.family_paper})" if m.family_paper else m.family_name for m in members})
     n_val = config["data"].get("eval_val_images")
     val = f"the first {n_val:,} images of the validation split" if n_val else "all the validation images"
     text = f"""# {config['name']}
 
-A mixture of {len(members)} WaveNets (van den Oord et al. 2016), made by `train.py` from `configs/{config['name']}.json`: at
+A mixture of {len(members)} models ({", ".join(families)}), made by `train.py` from `configs/{config['name']}.json`: at
 every pixel it predicts p(x_t | x_<t, y) = sum_m w_m p_m(x_t | x_<t, y), the weighted mean of its members' next-pixel
 probabilities. Each mixed prediction is a distribution, so the product over pixels is a normalized model of the image:
-likelihoods, Bayes-rule classification, sampling and completion work on it as on one WaveNet, at the cost of running
+likelihoods, Bayes-rule classification, sampling and completion work on it as on one of them, at the cost of running
 every member. The members' parameters are stored in this folder's model.safetensors; it does not need their folders.
 
 ## How it was made

@@ -146,17 +146,18 @@ def unrolled_loss(
 
 
 @torch.no_grad()
-def greedy_rollouts(model: AutoregressiveModel, seq: torch.Tensor, cond: torch.Tensor | None, origins: torch.Tensor, horizon: int,
-                    forward: tuple[torch.Tensor, list[torch.Tensor]] | None = None) -> torch.Tensor:
-    """Greedy H-step forecasts from every origin: -> (B*O, H) levels (rows b-major). `forward` passes the
-    teacher-forced (logits, layer inputs) of seq when the caller already has them."""
-    Q = model.config.quantization_levels
-    logits, inputs = forward if forward is not None else teacher_forced(model, seq, cond)[1:]
-    state = model.unroll_state(inputs, logits, cond, origins)
-    preds = [state.logits.argmax(-1)]
-    for _ in range(horizon - 1):
-        preds.append(state.step(F.one_hot(preds[-1], Q).to(logits.dtype)).argmax(-1))
-    return torch.stack(preds, dim=1)
+def greedy_rollouts(model: AutoregressiveModel, seq: torch.Tensor, cond: torch.Tensor | None, origins: torch.Tensor,
+                    horizon: int) -> torch.Tensor:
+    """Greedy H-step forecasts from every origin o (having seen seq[:, :o+1]), through the model's own
+    generation state (`model.start`): -> (B*O, H) levels, rows b-major."""
+    preds = []
+    for o in origins.tolist():
+        state = model.start(seq[:, :o + 1], cond)
+        steps = [state.log_probs.argmax(-1)]
+        for _ in range(horizon - 1):
+            steps.append(state.step(steps[-1]).argmax(-1))
+        preds.append(torch.stack(steps, dim=1))  # (B, H)
+    return torch.stack(preds, dim=1).reshape(-1, horizon)
 
 
 @torch.no_grad()
@@ -171,27 +172,28 @@ def evaluate_series(
     mae_horizons: tuple[int, ...] = (1, 8, 32, 128),
     batch_size: int = 64,
 ) -> dict[str, float]:
-    """Teacher-forced next-value accuracy, greedy rolling-origin accuracy over `accuracy_horizon` steps
-    and forecast mean absolute error (in signal units) at several horizons; origins evenly spaced
-    after the first R samples."""
+    """Teacher-forced next-value accuracy (every value but the first, which has no past), greedy
+    rolling-origin accuracy over `accuracy_horizon` steps and forecast mean absolute error (in signal
+    units) at several horizons; origins evenly spaced after the first R samples (the model's receptive
+    field, 0 for a model that sees its whole past). Any family, through the model interface."""
     model.eval()
     Q = model.config.quantization_levels
     T = seq.shape[1]
     mae_horizons = tuple(h for h in mae_horizons if h <= (T - 2) // 2) or (1,)
     accuracy_horizon = min(accuracy_horizon, (T - 2) // 2)
     H = max(accuracy_horizon, *mae_horizons)
-    first = max(0, min(model.receptive_field, T - 2 - H))
+    first = max(0, min(model.receptive_field or 0, T - 2 - H))
     origins = torch.linspace(first, T - 2 - H, num_origins).long().to(seq.device)
     correct = count = 0
     ro_hits = []
     abs_err = {h: [] for h in mae_horizons}
     for start in range(0, seq.shape[0], batch_size):
-        s = seq[start:start + batch_size]
+        s = seq[start:start + batch_size].long()
         c = None if cond is None else cond[start:start + batch_size]
-        _, logits, inputs = teacher_forced(model, s, c)
-        correct += (logits.argmax(1) == s[:, 1:]).sum().item()
+        log_probs = model.log_probs(s, c)  # (B, T, Q)
+        correct += (log_probs[:, 1:].argmax(-1) == s[:, 1:]).sum().item()
         count += s[:, 1:].numel()
-        preds = greedy_rollouts(model, s, c, origins, H, forward=(logits, inputs))  # one forward serves both
+        preds = greedy_rollouts(model, s, c, origins, H)
         targets = origin_targets(s, origins, H)
         ro_hits.append((preds[:, :accuracy_horizon] == targets[:, :accuracy_horizon]).float().flatten())
         for h in mae_horizons:

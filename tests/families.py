@@ -45,9 +45,20 @@ def tiny_gated_pixelcnn(Q: int, K: int, H: int, W: int) -> GatedPixelCNN:
                                                      layers=3, first_kernel=3, kernel=3, head_channels=7)))
 
 
+def tiny_mixture(Q: int, K: int, H: int, W: int):
+    """Two tiny WaveNets of different widths and receptive fields, weighted 0.6 / 0.4."""
+    from engine.recipes.mixture import mixture_of
+
+    torch.manual_seed(1)
+    other = WaveNet(WaveNetConfig(quantization_levels=Q, residual_channels=4, skip_channels=6, head_channels=6,
+                                  dilations=[1, 1, 2], cond_channels=K))
+    return mixture_of([tiny_wavenet(Q, K, H, W), other], [0.6, 0.4])
+
+
 TINY = {
     "wavenet": tiny_wavenet,
     "made": tiny_made,
     "pixelcnn": tiny_pixelcnn,
     "gated_pixelcnn": tiny_gated_pixelcnn,
+    "mixture": tiny_mixture,
 }

@@ -100,25 +100,8 @@ def test_gated_pixelcnn_sees_above_right_where_pixelcnn_is_blind():
 
 
 def naive(model, prefix, cond, order=None):
-    """The oracle; an any-order model's naive state with an order reads its log_probs in that order."""
-    if order is None:
-        return NaiveState(model, prefix, cond)
-    state = NaiveState.__new__(NaiveState)
-    state.model, state.seq, state.cond = model, prefix.long(), cond
-    state._next = lambda: _next_in_order(state, order)
-    state.log_probs = state._next()
-    return state
-
-
-def _next_in_order(state, order):
-    B, T = state.seq.shape
-    N = state.model.sequence_length
-    if T >= N:
-        return None
-    padded = torch.zeros(B, N, dtype=torch.long)
-    padded[:, :T] = state.seq
-    with torch.no_grad():
-        return state.model.log_probs(padded, state.cond, order=order)[:, T]
+    """The oracle (an any-order model's reads its log_probs in that order)."""
+    return NaiveState(model, prefix, cond) if order is None else NaiveState(model, prefix, cond, order=order)
 
 
 def orders(family, N):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.encoding import one_hot
-from engine.generation import FastState
+from engine.models.wavenet_fast import FastState
 from engine.image_tasks import (
     MAX_IMAGES,
     class_posterior,

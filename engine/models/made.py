@@ -6,9 +6,9 @@ ranks come from the order, so one set of weights serves every order, and trainin
 (raster) order with random "known pixels first" orders (order-agnostic training, Uria et al. 2014).
 That is what lets a completion condition on every known pixel exactly: put them first.
 
-Sequences are in the model's order: with `order` (a permutation of the H*W positions, order[t] =
-the pixel read t-th), `levels[:, t]` is the value of pixel order[t] and row t of `log_probs` is
-log p(x_order[t] | x_order[<t], y). order=None is raster order."""
+With `order` (a permutation of the H*W positions, order[t] = the pixel read t-th; None = raster),
+`log_probs` keeps levels and rows by position (row p = log p(x_p | the pixels before p in the order, y))
+and `start`'s prefix lists the values of order[0], order[1], ... (engine/models/base.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.any_order import known_first_order
 from engine.models.base import AutoregressiveModel
 
 
@@ -126,13 +125,24 @@ class MADE(AutoregressiveModel):
         return torch.cat([torch.zeros_like(logits[..., :1]), logits], dim=-1)
 
     def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None, order: torch.Tensor | None = None) -> torch.Tensor:
-        """levels (B, N) in the model's order, cond (B, K) -> (B, N, Q): row t = log p(x_order[t] | x_order[<t], y).
+        """levels (B, N) by position, cond (B, K) -> (B, N, Q) by position: row p = log p(x_p | x_s for the
+        s before p in `order`, y) (order=None: raster, row t = log p(x_t | x_<t, y)).
 
-        In train mode without an order it trains order-agnostically (`training_log_probs`): row t is then
-        pixel t's log-probability under the order drawn for its part of the batch, so the rows still sum
+        In train mode without an order it trains order-agnostically (`training_log_probs`): row p is then
+        pixel p's log-probability under the order drawn for its part of the batch, so the rows still sum
         to that image's log-likelihood, which is all a training loss reads."""
         if order is None and self.training and self.config.order_agnostic > 0:
             return self.training_log_probs(levels, cond)
+        levels = self._check_levels(levels)
+        if order is None:
+            return self.ordered_log_probs(levels, cond)
+        order = self.check_order(order)
+        rows = self.ordered_log_probs(levels[:, order], cond, order)
+        return torch.empty_like(rows).index_copy_(1, order, rows)
+
+    def ordered_log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None, order: torch.Tensor | None = None) -> torch.Tensor:
+        """The masked network itself, in the model's order: levels (B, N) with levels[:, t] the value of
+        pixel order[t] -> (B, N, Q), row t = log p(x_order[t] | x_order[<t], y)."""
         levels = self._check_levels(levels)
         raster = order is None
         order = self.check_order(order)
@@ -168,12 +178,18 @@ class MADE(AutoregressiveModel):
             if torch.rand((), generator=generator).item() < self.config.order_agnostic:
                 order = known_first_order(torch.rand(N, generator=generator) < torch.rand((), generator=generator)).to(levels.device)
             c = None if cond is None else cond[part]
-            rows = self.log_probs(levels[part][:, order], c, order)
+            rows = self.ordered_log_probs(levels[part][:, order], c, order)
             out.append(torch.empty_like(rows).index_copy_(1, order, rows))
         return torch.cat(out)
 
     def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None, order: torch.Tensor | None = None) -> "MADEState":
         return MADEState(self, prefix, cond, order)
+
+
+def known_first_order(known: torch.Tensor) -> torch.Tensor:
+    """known (N,) bool -> the order that reads the known positions first, then the others (each in raster order)."""
+    known = known.view(-1).bool()
+    return torch.cat([known.nonzero().view(-1), (~known).nonzero().view(-1)])
 
 
 class MADEState:

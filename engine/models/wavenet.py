@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from engine.encoding import one_hot
 from engine.layers import GatedLayer
-from engine.models.base import AutoregressiveModel
+from engine.models.base import AutoregressiveModel, check_levels
+from engine.models.wavenet_fast import FastState, start_fast
 
 
 @dataclass
@@ -150,7 +151,7 @@ class WaveNet(AutoregressiveModel):
         s = self.config.start_value
         if s is None:
             return levels.long()
-        return torch.cat([torch.full_like(levels[:, :1], s, dtype=torch.long), levels.long()], dim=1)
+        return torch.cat([torch.full((levels.shape[0], 1), s, dtype=torch.long, device=levels.device), levels.long()], dim=1)
 
     def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Levels (B, N) -> log p(x_t | x_<t, y) (B, N, Q): one forward over the start token and
@@ -171,26 +172,36 @@ class WaveNet(AutoregressiveModel):
             out = torch.cat([torch.full((B, min(1, levels.shape[1]), Q), -math.log(Q), dtype=dtype, device=levels.device), out], dim=1)
         return out
 
+    def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None):
+        """The fast generation state (Paine et al. 2016; engine/models/wavenet_fast.py) after prefix (B, T0)
+        levels under cond (B, K): its log_probs (B, Q) are row T0 of `log_probs`."""
+        check_levels(prefix, self.config.quantization_levels, "prefix")
+        self.check_condition(cond)
+        return start_fast(self, self.input_sequence(prefix), cond)
+
     def unroll_state(self, layer_inputs: list[torch.Tensor], logits: torch.Tensor, cond: torch.Tensor | None,
                      origins: torch.Tensor, steps: int | None = None):
         """The soft-inputs capability: a state standing at each origin of a teacher-forced forward
         (forward(..., return_layer_inputs=True)), rows b-major, whose step() takes (B, Q) soft columns
         and returns logits (B, Q): the fast generator's queues (Paine et al. 2016), primed from it."""
-        from engine.generation import FastState  # generation imports this module
-
         return FastState.from_forward(self, layer_inputs, logits, cond, origins, steps=steps)
 
     def condition_biases(self, cond: torch.Tensor | None) -> list[torch.Tensor | None]:
         """cond (B, K) -> per layer (B, 2C) additive bias, or Nones when unconditional."""
+        self.check_condition(cond)
+        if self.config.cond_channels == 0:
+            return [None] * len(self.layers)
+        return [layer.cond(cond) for layer in self.layers]
+
+    def check_condition(self, cond: torch.Tensor | None) -> None:
         if self.config.cond_channels == 0:
             if cond is not None:
                 raise ValueError("This model is unconditional; pass condition=None.")
-            return [None] * len(self.layers)
+            return
         if cond is None:
             raise ValueError(f"This model needs a condition of {self.config.cond_channels} channels.")
         if cond.dim() != 2 or cond.shape[1] != self.config.cond_channels:
             raise ValueError(f"condition must have shape (B, {self.config.cond_channels}), got {tuple(cond.shape)}.")
-        return [layer.cond(cond) for layer in self.layers]
 
     def head(self, z_all: torch.Tensor) -> torch.Tensor:
         """Concatenated gated outputs (B, C*L, T) -> logits (B, Q, T)."""

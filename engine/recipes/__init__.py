@@ -103,12 +103,12 @@ def check_model(raw: dict) -> None:
     """Check the recipe's `model` against the config class of its `model_type` (default "wavenet"),
     which is written into `raw`; errors name the valid families or that family's valid keys."""
     model_type = raw.setdefault("model_type", DEFAULT_MODEL_TYPE)
-    trainable = sorted(name for name in MODEL_REGISTRY if name != "mixture")
-    if model_type == "mixture":
-        raise ValueError("A mixture is not trained: write a 'mixture' section (its member folders) instead of "
-                         f"'model'; model_type must be one of {trainable}.")
+    trainable = sorted(name for name, (cls, _) in MODEL_REGISTRY.items() if cls.trainable)
     if not isinstance(model_type, str) or model_type not in MODEL_REGISTRY:
         raise ValueError(f"Unknown model_type {model_type!r}; valid model types: {trainable}.")
+    if model_type not in trainable:
+        raise ValueError(f"A {model_type!r} model is not trained from a 'model' section (a mixture recipe has a 'mixture' "
+                         f"section listing its member folders); model_type must be one of {trainable}.")
     _check_section("model", raw["model"], config_class(model_type), f" for model_type {model_type!r}")
     build_config(model_type, raw["model"])  # the family's own checks (ranges, required keys)
 
