@@ -1,6 +1,7 @@
 """Seconds to sample ten digits (B=10, one per class, 784 pixels), every image family's own
 generation state (`model.start`) against the naive state that re-runs `log_probs` for every pixel
-(engine/models/base.py's NaiveState, the oracle), same seed, with the samples compared.
+(engine/models/base.py's NaiveState, the oracle), same seed, with the samples compared; and for a
+pretrained model the Guess page's live posterior (class_posterior_by_prefix on one digit, median of 5).
 
     python bench/fast_states.py [--threads 1] [--budget 20] [--models pretrained/made-mnist-q2 ...]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_meta  # noqa: E402
 from engine.checkpoint import load_pretrained  # noqa: E402
+from engine.data.mnist import load_gallery  # noqa: E402
+from engine.image_tasks import class_posterior_by_prefix  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.models.base import NaiveState  # noqa: E402
 from engine.sampling import temperature_sampler  # noqa: E402
@@ -74,6 +78,21 @@ def measure(model, budget: float) -> dict:
             "same_samples": bool(torch.equal(fast_seq[:, :taken], naive_seq)), "load_average_1min": os.getloadavg()[0]}
 
 
+def live_posterior(model, repeats: int = 5) -> dict:
+    """The Guess page's call: class_posterior_by_prefix on one gallery digit, median wall and CPU seconds."""
+    if not getattr(model, "data_config", None):
+        return {}
+    image = load_gallery()[0][0]
+    class_posterior_by_prefix(model, image)  # warm-up
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        class_posterior_by_prefix(model, image)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {"live_posterior_s": statistics.median(walls), "live_posterior_cpu_s": statistics.median(cpus)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -86,10 +105,13 @@ def main(argv=None) -> int:
     print(f"{'model':45s} {'fast s (CPU)':>14s} {'naive s (CPU)':>15s} {'speedup':>8s}  same samples  load")
     for path in args.models:
         name, model = load(path)
-        r = rows[name] = {"family": model.family_name, "task": "sample ten digits (B=10, 784 pixels)", **measure(model, args.budget)}
+        r = rows[name] = {"family": model.family_name, "task": "sample ten digits (B=10, 784 pixels)", **measure(model, args.budget),
+                          **live_posterior(model)}
         star = "*" if r["naive_extrapolated"] else ""
         print(f"{name:45s} {r['fast_s']:6.2f} ({r['fast_cpu_s']:5.2f}) {r['naive_s']:6.1f}{star} ({r['naive_cpu_s']:5.1f}) "
-              f"{r['speedup']:7.1f}x  {str(r['same_samples']):12s}  {r['load_average_1min']:.1f}", flush=True)
+              f"{r['speedup']:7.1f}x  {str(r['same_samples']):12s}  {r['load_average_1min']:.1f}"
+              + (f"  live posterior {r['live_posterior_s'] * 1000:.0f} ms ({r['live_posterior_cpu_s'] * 1000:.0f} ms CPU)" if "live_posterior_s" in r else ""),
+              flush=True)
     print("* extrapolated from the pixels the naive state took within the budget")
     Path(args.out).write_text(json.dumps({"meta": machine_meta(args.threads), "models": rows}, indent=2) + "\n")
     return 0
