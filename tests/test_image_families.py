@@ -112,8 +112,9 @@ def orders(family, N):
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("T0", [0, 1, 4, 7])
-def test_fast_state_equals_naive_state(family, T0):
-    H, W, Q, K = 3, 4, 3, 2
+@pytest.mark.parametrize("H,W", [(3, 4), (5, 9)])  # 5x9: wider and taller than PixelCNN's window
+def test_fast_state_equals_naive_state(family, T0, H, W):
+    Q, K = 3, 2
     model = FAMILIES[family](Q, K, H, W).double()
     N = H * W
     g = torch.Generator().manual_seed(T0)

@@ -79,7 +79,7 @@ class PixelCNN(AutoregressiveModel):
         return self.config.height * self.config.width
 
     def architecture_note(self) -> str:
-        reach = self.config.first_kernel // 2 + self.config.residual_blocks
+        reach = self.reach
         return (f"a pixel reads up to {reach} rows above it and {reach} pixels to its left, but in the rows above only "
                 f"as far right as the first kernel reaches ({self.config.first_kernel // 2}), growing by one column per row up: the blind spot")
 
@@ -99,28 +99,33 @@ class PixelCNN(AutoregressiveModel):
                              f"got {None if cond is None else tuple(cond.shape)}.")
         return levels, None if cond is None else cond.to(self.head_out.weight.dtype)
 
-    def logits(self, levels: torch.Tensor, cond: torch.Tensor | None = None, rows: int | None = None) -> torch.Tensor:
-        """levels (B, N), cond (B, K) -> logits (B, N', Q) of the first `rows` image rows (N' = rows * W;
-        default all): a pixel's output reads only rows up to its own, so the rows below need not be run."""
+    def logits(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """levels (B, N), cond (B, K) -> logits (B, N, Q)."""
         levels, cond = self._check(levels, cond)
         c = self.config
-        B = levels.shape[0]
-        rows = c.height if rows is None else rows
-        x = F.one_hot(levels.view(B, c.height, c.width)[:, :rows], c.quantization_levels).permute(0, 3, 1, 2).to(self.head_out.weight.dtype)
+        return self.image_logits(levels.view(-1, c.height, c.width), cond).permute(0, 2, 3, 1).reshape(levels.shape[0], -1, c.quantization_levels)
+
+    def image_logits(self, image: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Level images (B, H', W') (the whole image or a window of it), cond (B, K) checked -> logits (B, Q, H', W')."""
+        x = F.one_hot(image, self.config.quantization_levels).permute(0, 3, 1, 2).to(self.head_out.weight.dtype)
         h = self.input(x)
         if cond is not None:
             h = h + self.input_cond(cond)[:, :, None, None]
         for block in self.blocks:
             h = block(h, cond)
-        out = self.head_out(F.relu(self.head_hidden(F.relu(h))))  # (B, Q, rows, W)
-        return out.permute(0, 2, 3, 1).reshape(B, rows * c.width, c.quantization_levels)
+        return self.head_out(F.relu(self.head_hidden(F.relu(h))))
+
+    @property
+    def reach(self) -> int:
+        """How far a prediction reads: rows above, and columns to either side (first kernel plus one per block)."""
+        return self.config.first_kernel // 2 + self.config.residual_blocks
 
     def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """levels (B, N) in raster order, cond (B, K) -> (B, N, Q): row t = log p(x_t | x_<t, y)."""
         return F.log_softmax(self.logits(levels, cond), dim=-1)
 
-    def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None) -> "RowCroppedState":
-        return RowCroppedState(self, prefix, cond)
+    def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None) -> "WindowState":
+        return WindowState(self, prefix, cond)
 
     def dependency_map(self, i: int, j: int) -> torch.Tensor:
         """The pixels the prediction at (i, j) reads, as an (H, W) bool map: the documented receptive
@@ -139,40 +144,51 @@ class PixelCNN(AutoregressiveModel):
         return reach
 
 
-class RowCroppedState:
-    """PixelCNN's generation state: the naive state's work (re-run the network for every pixel) but on
-    the image rows up to the next pixel's only, which its masks make exact. About half the cost of
-    the naive state; a PixelCNN has no cheaper exact incremental form in this project."""
+class WindowState:
+    """PixelCNN's generation state: the naive state's work (re-run the network for every pixel), but on
+    the window of the image the next pixel's prediction reads only: rows i-R .. i and columns
+    j-R .. j+R around pixel (i, j), R = `reach`. Exact: a value inside the window is wrong only where
+    its own field crosses the window's edge, and none of those reach the pixel's output. On 28x28 with
+    R = 9 that is a 10x19 window instead of the image (bench/fast_states.py measures it); a PixelCNN
+    has no cheaper exact incremental form in this project."""
 
     def __init__(self, model: PixelCNN, prefix: torch.Tensor, cond: torch.Tensor | None):
         if prefix.dim() != 2:
             raise ValueError(f"prefix must have shape (B, T), got {tuple(prefix.shape)}.")
+        c = model.config
         N = model.sequence_length
         if prefix.shape[1] > N:
             raise ValueError(f"prefix has {prefix.shape[1]} values but the image has only {N} pixels.")
-        self.model, self.cond, self.t = model, cond, prefix.shape[1]
-        self.seq = torch.zeros(prefix.shape[0], N, dtype=torch.long, device=model.head_out.weight.device)
-        self.seq[:, :self.t] = prefix.long()
+        self.model, self.t = model, prefix.shape[1]
+        image = torch.zeros(prefix.shape[0], N, dtype=torch.long, device=model.head_out.weight.device)
+        image[:, :self.t] = prefix.long()
+        image, self.cond = model._check(image, cond)
+        self.image = image.view(-1, c.height, c.width)
         self.log_probs = self._next()
 
     @torch.no_grad()
     def _next(self) -> torch.Tensor | None:
-        if self.t >= self.model.sequence_length:
+        m = self.model
+        if self.t >= m.sequence_length:
             return None
-        W = self.model.config.width
-        row = self.t // W
-        return F.log_softmax(self.model.logits(self.seq, self.cond, rows=row + 1)[:, self.t], dim=-1)
+        i, j = divmod(self.t, m.config.width)
+        R = m.reach
+        top, left = max(0, i - R), max(0, j - R)
+        window = self.image[:, top:i + 1, left:j + R + 1]
+        return F.log_softmax(m.image_logits(window, self.cond)[:, :, i - top, j - left], dim=-1)
 
     def step(self, levels: torch.Tensor) -> torch.Tensor | None:
-        if self.t >= self.model.sequence_length:
+        m = self.model
+        if self.t >= m.sequence_length:
             raise ValueError("The image is complete: there is no next pixel to feed.")
-        self.seq[:, self.t] = levels.long().view(-1)
+        i, j = divmod(self.t, m.config.width)
+        self.image[:, i, j] = levels.long().view(-1)
         self.t += 1
         self.log_probs = self._next()
         return self.log_probs
 
-    def reorder(self, index: torch.Tensor) -> "RowCroppedState":
-        self.seq = self.seq.index_select(0, index)
+    def reorder(self, index: torch.Tensor) -> "WindowState":
+        self.image = self.image.index_select(0, index)
         if self.cond is not None:
             self.cond = self.cond.index_select(0, index)
         self.log_probs = None if self.log_probs is None else self.log_probs.index_select(0, index)
