@@ -105,7 +105,9 @@ def _labels(model, x, known_rows: int, digit, rows: int, generator, device) -> t
     if known_rows == 0:
         probs = torch.full((K,), 1.0 / K)
     else:
-        probs = torch.softmax(score_levels(model, x[None, :known_rows])[0][0].sum(dim=-1).float(), dim=0)
+        # a fixed-length family reads whole images: score all of x, of which rows < known_rows read only x_<known_rows
+        scored = x[None] if model.sequence_length is not None else x[None, :known_rows]
+        probs = torch.softmax(score_levels(model, scored)[0][0][:, :known_rows].sum(dim=-1).float(), dim=0)
     return _draw_digits(probs, rows, generator, device)
 
 

@@ -150,3 +150,22 @@ def test_fast_and_naive_sample_the_same_images_with_the_same_seed(family):
         samples.append(torch.stack(seq, dim=1))
     assert torch.equal(samples[0], samples[1])
     assert samples[0].unique().numel() > 1
+
+
+@pytest.mark.parametrize("family", ["pixelcnn", "gated_pixelcnn"])
+def test_complete_by_smc_with_the_digit_drawn_from_the_known_prefix(family):
+    """complete() on a fixed-length raster family, digit not given: p(y | pixels above the hole) is
+    scored on whole images (the family reads nothing shorter), the known pixels are kept."""
+    from engine.completion import complete
+
+    H, W, K = 4, 5, 3
+    model = FAMILIES[family](2, K, H, W)
+    model.data_config = {"task": "mnist", "quantization": {"levels": 2}, "threshold": 127, "scan_order": "raster",
+                         "height": H, "width": W, "start_value": 0, "conditions": [f"digit {k}" for k in range(K)]}
+    image = (torch.rand(H, W, generator=torch.Generator().manual_seed(0)) > 0.5).to(torch.uint8) * 255
+    mask = torch.ones(H, W, dtype=torch.bool)
+    mask[1:3, 1:4] = False
+    out, digits = complete(model, image, mask, None, n=3, num_particles=4, generator=torch.Generator().manual_seed(1),
+                           return_digits=True)
+    assert out.shape == (3, H, W) and torch.equal(out[:, mask], image[mask].expand(3, -1))
+    assert ((digits >= 0) & (digits < K)).all()
