@@ -61,15 +61,11 @@ class MixtureConfig:
     def cond_channels(self) -> int:
         return self.member_configs[0].cond_channels
 
-    @property
-    def receptive_field(self) -> int:
-        return max(c.receptive_field for c in self.member_configs)
-
 
 class Mixture(AutoregressiveModel):
     family_name = "Mixture"
-    trainable = False  # made by a mixture recipe from trained members (engine/recipes/mixture.py)
     family_summary = "several trained models whose next-pixel probabilities are averaged: better figures, the sum of their costs"
+    trainable = False  # made by a mixture recipe from trained members (engine/recipes/mixture.py)
 
     def __init__(self, config: MixtureConfig):
         super().__init__()
@@ -83,8 +79,10 @@ class Mixture(AutoregressiveModel):
                              persistent=False)
 
     @property
-    def receptive_field(self) -> int:
-        return self.config.receptive_field
+    def receptive_field(self) -> int | None:
+        """The widest member's (None if any member reads its whole past)."""
+        fields = [m.receptive_field for m in self.members]
+        return None if None in fields else max(fields)
 
     def mix(self, logits: list[torch.Tensor], dim: int) -> torch.Tensor:
         """The members' logits (each with the levels on `dim`) -> the mixture's log-probabilities."""
@@ -94,7 +92,7 @@ class Mixture(AutoregressiveModel):
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, return_layer_inputs: bool = False, offset: int = 0):
         """x (B, Q, T) one-hot inputs, cond (B, K) -> the mixture's log-probabilities (B, Q, T)."""
         if return_layer_inputs:
-            raise ValueError("A mixture has no single stack of layers; engine.generation.prime builds its fast state per member.")
+            raise ValueError("A mixture has no single stack of layers; Mixture.start builds one state per member.")
         return self.mix([m(x, cond, offset=offset) for m in self.members], dim=1)
 
     def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
