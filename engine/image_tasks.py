@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from engine.encoding import image_to_sequence, images_to_levels, levels_to_images, sequence_to_image
 from engine.generation import generate_fast, level_feed, prime
 from engine.sampling import make_sampler
+from engine.threads import task_threads
 
 __all__ = [
     "MAX_IMAGES",
@@ -183,6 +184,7 @@ def _check_conditional(model) -> int:
     return K
 
 
+@task_threads("posterior")
 @torch.no_grad()
 def class_posterior_by_prefix(model, images, prior=None) -> torch.Tensor:
     """p(y | x_0..x_h) for every horizon h from one batched forward: images -> (B, H*W, K);
@@ -193,6 +195,7 @@ def class_posterior_by_prefix(model, images, prior=None) -> torch.Tensor:
     return torch.softmax(joint, dim=1).transpose(1, 2).contiguous()
 
 
+@task_threads("posterior")
 @torch.no_grad()
 def class_posterior(model, images, prior=None) -> torch.Tensor:
     """p(y | x) by Bayes' rule over the summed pixel log-likelihoods: images -> (B, K)."""
@@ -224,6 +227,7 @@ def _conditions(model, labels: torch.Tensor) -> torch.Tensor | None:
     return F.one_hot(labels, K).to(next(model.parameters()).dtype) if K else None
 
 
+@task_threads("sample")
 @torch.no_grad()
 def iter_sample_images(model, digits, n: int = 1, temperature: float = 1.0, generator: torch.Generator | None = None,
                        every: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
@@ -284,6 +288,7 @@ def _systematic_resample(logw: torch.Tensor, generator: torch.Generator | None) 
     return torch.searchsorted(cdf, u).clamp_(max=P - 1)
 
 
+@task_threads("complete")
 @torch.no_grad()
 def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num_particles: int = 32,
              temperature: float = 1.0, generator: torch.Generator | None = None, progress: Progress | None = None,
