@@ -302,6 +302,10 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
     populations of num_particles particles each give one completion apiece, drawn by final weight.
     With digit=None each particle's digit is drawn from p(y | known prefix) and then reweighed like the
     pixels. Known pixels keep their quantized value: out[:, mask] == quantize(image)[mask].
+    At temperature T the hole's pixels are drawn from the tempered conditionals q_T ~ p^(1/T) while the
+    known pixels below the hole still weigh by the model's own p, so the completions follow
+    p(y | prefix) * prod_hole q_T(x_t | x_<t, y) * prod_below p(x_t | x_<t, y), normalized: each step is
+    tempered, not the whole posterior p(hole | known)^(1/T) (at T = 1 the two are the same).
     -> uint8 (n, H, W) on the CPU (and the digits (n,) used, with return_digits)."""
     c = _image_config(model)
     H, W, N = c["H"], c["W"], c["H"] * c["W"]
