@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.cards import mnist_figures_block, read_block, replace_block  # noqa: E402
+from engine.cards import mnist_figures_block, nstep_block, read_block, replace_block  # noqa: E402
 from engine.checkpoint import list_pretrained, read_config  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -41,6 +41,8 @@ def sources(root: Path = ROOT) -> dict:
 def card_blocks(name: str, src: dict) -> dict[str, str]:
     """key -> body of every generated block the card of `name` carries."""
     config = src["configs"][name]
+    if config["data"].get("task") == "fourier" and name in src["nstep"].get("models", {}):
+        return {"nstep": nstep_block(src["nstep"])}
     if config["data"].get("task") != "mnist":
         return {}
     return {"mnist": mnist_figures_block(config.get("metrics", {}), src["mnist"].get("models", {}).get(name, {}).get("latency"),
@@ -93,6 +95,8 @@ def expected(root: Path = ROOT) -> dict[Path, dict[str, str]]:
     """file -> {block key: body} for every generated block."""
     src = sources(root)
     out = {root / "README.md": {"models": readme_models_block(src)}}
+    if src["nstep"]:
+        out[root / "docs" / "nstep.md"] = {"nstep": nstep_block(src["nstep"])}
     for name in src["configs"]:
         blocks = card_blocks(name, src)
         if blocks:

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bench.fourier import recipe_for  # noqa: E402
 from bench.machine import machine_meta  # noqa: E402
 from engine.checkpoint import load_pretrained, read_config  # noqa: E402
+from engine.recipes import TrainConfig, load_recipe_config  # noqa: E402
 from engine.training import evaluate_series, greedy_rollouts, origin_targets  # noqa: E402
 
 
@@ -46,14 +47,40 @@ def reference_terms_accuracy(model, levels: torch.Tensor, conds: torch.Tensor, p
     return torch.cat(hits).mean().item(), int(rows.sum())
 
 
+TRAIN_KEYS = ("command", "steps", "batch_size", "lr", "unroll_weight", "unroll_origins", "unroll_horizon", "gumbel_tau",
+              "unroll_hard", "init_from")
+
+
+def training_settings(folder: Path) -> dict:
+    """The train section the model was made with: the last `python train.py` command of its card (the stage
+    that produced these weights), read through its recipe and overrides."""
+    card = (folder / "README.md").read_text() if (folder / "README.md").exists() else ""
+    commands = [line.split("#")[0].split()[2:] for line in card.splitlines() if line.startswith("python train.py ")]
+    if not commands:
+        return {}
+    args = commands[-1]
+    recipe = args[args.index("--config") + 1]
+    overrides = [a for a in args if a.startswith("--") and "=" in a and not a.startswith("--config")]
+    return {"command": "python train.py " + " ".join(args),
+            **vars(TrainConfig(**load_recipe_config(ROOT / recipe, overrides)["train"]))}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--val-curves", type=int, default=320)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fourier-nstep.json"))
+    parser.add_argument("--settings-only", action="store_true",
+                        help="re-read each model's training settings into the existing --out file, keeping its figures")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.settings_only:
+        saved = json.loads(Path(args.out).read_text())
+        for folder in args.models:
+            saved["models"][Path(folder).name]["train"] = {k: training_settings(Path(folder)).get(k) for k in TRAIN_KEYS}
+        Path(args.out).write_text(json.dumps(saved, indent=2) + "\n")
+        return 0
     results = {}
     for folder in args.models:
         model = load_pretrained(folder)
@@ -63,13 +90,12 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         ours = evaluate_series(model, levels, conds, recipe.data.low, recipe.data.high)
         ref, n5 = reference_terms_accuracy(model, levels, conds)
-        train = read_config(folder).get("train", {})
+        train = training_settings(Path(folder))
         card = (Path(folder) / "README.md").read_text() if (Path(folder) / "README.md").exists() else ""
         how = next((line for line in card.splitlines() if " steps of batch " in line), "")
         results[Path(folder).name] = {
             "validation_ours": ours, "validation_reference_terms": {"accuracy_8_random_origins_period_5": ref, "curves": n5},
-            "train": {k: train.get(k) for k in ("steps", "batch_size", "lr", "unroll_weight", "unroll_origins", "unroll_horizon",
-                                                "gumbel_tau", "unroll_hard", "init_from")},
+            "train": {k: train.get(k) for k in TRAIN_KEYS},
             "crop": read_config(folder)["data"]["train_params"].get("crop"), "how_trained": how,
             "evaluation_s": time.perf_counter() - started}
         print(f"{Path(folder).name}: ours {' '.join(f'{k}={v:.4f}' for k, v in ours.items())}; reference terms "

@@ -200,3 +200,26 @@ def mnist_figures_block(metrics: dict, latency: dict | None, latency_meta: dict,
                  "when measured (other work on the machine makes them slower). Every figure here is read from "
                  "bench/results/mnist.json and bench/results/mnist-reference-accuracy.json.")
     return text
+
+
+def nstep_block(results: dict) -> str:
+    """The one-step vs n-step comparison table from bench/results/fourier-nstep.json (validation split)."""
+    meta, models = results.get("meta", {}), results.get("models", {})
+    rows = []
+    for name, r in models.items():
+        t, ours, ref = r["train"], r["validation_ours"], r["validation_reference_terms"]
+        if not t.get("unroll_weight"):
+            loss = "one-step"
+        elif t.get("unroll_hard", True) is False:
+            loss = f"n-step, soft relaxation, tau {t.get('gumbel_tau', 1.0):.3g}"
+        else:
+            loss = f"n-step, hard straight-through, tau {t.get('gumbel_tau', 1.0):.3g}"
+        rows.append(f"| `{name}` | {loss} | {t.get('steps')} x {t.get('batch_size')} (crop {r.get('crop')}) | "
+                    f"{ours['teacher_forced_accuracy']:.4f} | {ours['rolling_origin_accuracy_8']:.4f} | {ours['mae_h128']:.4f} | "
+                    f"{ref['accuracy_8_random_origins_period_5']:.4f} |")
+    ref_fig = meta.get("reference_figures", {})
+    return ("| model | training loss | steps x batch | teacher-forced accuracy | 8-step rolling-origin accuracy | MAE 128 ahead | "
+            "8-step accuracy, period 5, random origins (the reference's terms) |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+            + f"\n\nValidation split ({meta.get('split', '?')}), measured by `python bench/fourier_nstep.py` "
+            f"(bench/results/fourier-nstep.json) on {meta.get('cpu', '?')}. The reference's own figures on its terms: "
+            f"{ref_fig.get('one_step', '?')} one-step, {ref_fig.get('unrolled', '?')} unrolled.")
