@@ -78,8 +78,8 @@ def readme_models_block(src: dict) -> str:
         meta = src["mnist"].get("meta", {})
         parts.append("MNIST, all 10,000 test images (pixel accuracy over 784 pixels as `train.py` scores it, and over pixels "
                      "1..783 as the reference scores it; the reference's own figures are 0.9718 for Q=2 and 0.8968 for Q=256) "
-                     f"and CPU seconds per call ({meta.get('cpu', '?')}, {meta.get('cores', '?')} cores, load average "
-                     f"{meta.get('load_1min', '?')} when measured):\n\n"
+                     f"and CPU seconds per call, one torch thread ({meta.get('cpu', '?')}, {meta.get('cores', '?')} cores; "
+                     f"{('load average ' + str(meta['load_1min']) + ' when measured') if 'load_1min' in meta else 'the CPU otherwise idle'}; bench/results/mnist.json's meta):\n\n"
                      "| model | Q | pixel accuracy | on the reference's terms | NLL (nats) | Bayes accuracy | ten digits sampled | "
                      "live posterior | bottom-half completion |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(mnist))
     if fourier:

@@ -8,8 +8,9 @@ Tasks as the pages call them with their default settings: sampling 2 of each of 
 wavenet-mnist-q2), the live posterior of one digit (wavenet-mnist-q2-hybrid, Guess the digit's default)
 and 20 Fourier trajectories of 400 steps after 300 observed samples (wavenet-fourier). The thread
 counts alternate call by call so slow phases of a shared machine hit both alike; each figure is the
-median of the repeats. chosen_threads is the faster count. Writes bench/results/threads.json with the
-1-minute load average before and after, since the figures only mean something on an otherwise idle CPU.
+median of the repeats. chosen_threads is the faster count. Writes bench/results/threads.json (--tasks
+re-measures some tasks and keeps the others' figures) with the 1-minute load average, since a second
+thread only helps where a second core is free.
 """
 
 from __future__ import annotations
@@ -59,17 +60,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--tasks", nargs="+", default=list(TASK_THREADS), choices=list(TASK_THREADS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "threads.json"))
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
-    results = {}
-    for task, (model_name, call) in task_calls().items():
+    out = Path(args.out)
+    results = json.loads(out.read_text())["tasks"] if out.exists() else {}  # tasks not re-measured keep their figures
+    calls = task_calls()
+    for task in args.tasks:
+        model_name, call = calls[task]
         times = {n: [] for n in args.threads}
         saved = TASK_THREADS[task]
         try:
-            for n in args.threads:  # warm-up at each count
-                TASK_THREADS[task] = n
-                call()
+            TASK_THREADS[task] = args.threads[0]  # warm-up: first calls pay for lazy allocation
+            call()
             for _ in range(args.repeats):
                 for n in args.threads:
                     TASK_THREADS[task] = n  # the task's own decorator applies it, as in the app
@@ -80,12 +84,12 @@ def main(argv=None) -> int:
             TASK_THREADS[task] = saved
         medians = {n: statistics.median(ts) for n, ts in times.items()}
         results[task] = {"model": model_name, "median_s": {str(n): m for n, m in medians.items()},
-                         "all_s": {str(n): ts for n, ts in times.items()}, "chosen_threads": min(medians, key=medians.get)}
+                         "all_s": {str(n): ts for n, ts in times.items()}, "chosen_threads": min(medians, key=medians.get),
+                         "repeats": args.repeats, "load_1min_after": round(os.getloadavg()[0], 2)}
         print(f"{task:>10} ({model_name}): " + ", ".join(f"{n} thread(s) {m:.3f} s" for n, m in medians.items())
-              + f" -> {results[task]['chosen_threads']}")
-    meta = {**machine_meta(0), "threads": args.threads, "repeats": args.repeats, "statistic": "median",
-            "load_1min_before": load_before, "load_1min_after": os.getloadavg()[0], "cores": os.cpu_count()}
-    out = Path(args.out)
+              + f" -> {results[task]['chosen_threads']}", flush=True)
+    meta = {**machine_meta(0), "threads": args.threads, "statistic": "median of each task's repeats",
+            "load_1min_before": load_before, "load_1min_after": os.getloadavg()[0]}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "tasks": results}, indent=2) + "\n")
     print(f"wrote {out}")

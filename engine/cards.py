@@ -175,6 +175,12 @@ LATENCY_ROWS = {
 }
 
 
+def _conditions(meta: dict) -> str:
+    if "load_1min" in meta:
+        return f"1-minute load average {meta['load_1min']} when measured (other work on the machine makes them slower)"
+    return meta.get("conditions", "load when measured not recorded")
+
+
 def _threads_text(meta: dict) -> str:
     counts = meta.get("task_threads")
     if not counts:
@@ -196,8 +202,8 @@ def mnist_figures_block(metrics: dict, latency: dict | None, latency_meta: dict,
     text = "| figure | value | measured by |\n|---|---|---|\n" + "\n".join(rows)
     if latency:
         text += (f"\n\nCPU figures: {latency_meta.get('cpu', '?')} ({latency_meta.get('cores', '?')} cores), "
-                 f"each task at its own thread count ({_threads_text(latency_meta)}), medians; 1-minute load average {latency_meta.get('load_1min', '?')} "
-                 "when measured (other work on the machine makes them slower). Every figure here is read from "
+                 f"each task at its own thread count ({_threads_text(latency_meta)}), medians; {_conditions(latency_meta)}. "
+                 "Every figure here is read from "
                  "bench/results/mnist.json and bench/results/mnist-reference-accuracy.json.")
     return text
 
