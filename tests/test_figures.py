@@ -34,9 +34,10 @@ def test_cards_and_readme_agree_with_the_results_files():
 
 
 def copy_tree(tmp_path: Path) -> Path:
-    """README, bench/results and pretrained/*/{config.json, README.md} copied; weights linked."""
+    """README, docs, bench/results and pretrained/*/{config.json, README.md} copied; weights linked."""
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "bench" / "results", root / "bench" / "results")
+    shutil.copytree(ROOT / "docs", root / "docs")
     shutil.copy(ROOT / "README.md", root / "README.md")
     for d in (ROOT / "pretrained").iterdir():
         if d.is_dir():
@@ -97,8 +98,9 @@ def test_latency_only_marks_the_quality_figures_as_copied(tmp_path, capsys):
 # with standard error sd / sqrt(200) over the per-image values. A tolerance of 4 standard errors fails a correct
 # card with probability below 1e-4 per figure (and the class balance of the gallery against the test set's
 # 8.9-11.4 % per digit moves the mean by far less), while any real mismatch - another model's card, another
-# quantization or threshold, weights that do not belong to the card - moves pixel accuracy and NLL by many
-# standard errors. Bayes accuracy is checked on 40 of the digits (four of each; scoring all ten classes costs
+# quantization or threshold, random or broken weights - moves pixel accuracy and NLL by many standard errors.
+# (Two shipped models of the same quantization differ by less than that: 200 digits cannot tell the Q=2 models
+# apart, about 0.003 in pixel accuracy and 6 nats of NLL at 4 standard errors; the test-set figures can.) Bayes accuracy is checked on 20 of the digits (two of each; scoring all ten classes costs
 # ten forwards): more errors than a binomial with the card's error rate gives with probability 1e-4 fails.
 
 
@@ -125,7 +127,7 @@ def test_card_figures_agree_with_a_fresh_evaluation_on_the_gallery(name, gallery
     model = load_pretrained(ROOT / "pretrained" / name)
     card = model.metrics
     dc = model.data_config
-    x = to_sequences(images, model.config.quantization_levels, int(dc.get("threshold", 127)))  # (200, 784)
+    x = to_sequences(images, model.config.quantization_levels, int(dc.get("threshold", 127))).long()  # (200, 784)
     inputs = torch.cat([torch.full((x.shape[0], 1), int(dc.get("start_value", 0))), x[:, :-1]], dim=1)
     logits = forward_rows(model, inputs, F.one_hot(labels, 10).to(next(model.parameters()).dtype))  # true digit only
     ll = F.log_softmax(logits.float(), dim=-1).gather(-1, x[..., None]).squeeze(-1)
@@ -135,7 +137,7 @@ def test_card_figures_agree_with_a_fresh_evaluation_on_the_gallery(name, gallery
     for label, values, figure in (("pixel accuracy", accuracy, card["pixel_accuracy"]), ("NLL", nll, card["nll_nats_per_image"])):
         tolerance = 4 * values.std().item() / math.sqrt(n)
         assert abs(values.mean().item() - figure) <= tolerance, (name, label, values.mean().item(), figure, tolerance)
-    few = torch.cat([torch.nonzero(labels == d)[:4, 0] for d in range(10)])
+    few = torch.cat([torch.nonzero(labels == d)[:2, 0] for d in range(10)])
     scores, _ = score_levels(model, x[few], int(dc.get("start_value", 0)))
     errors = int((scores.sum(-1).argmax(1) != labels[few]).sum())
     assert errors <= binomial_upper_limit(len(few), 1 - card["bayes_accuracy"]), (name, errors)
