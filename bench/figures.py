@@ -5,7 +5,7 @@ each model's config.json (train.py's test evaluation) and bench/results/*.json (
     python bench/figures.py --check   # exit 1, naming the files, where a block disagrees with its sources
 
 Only the text between a block's two marker lines is written (engine/cards.py: block_markers); the rest
-of a card is its own. tests/test_figures.py runs the check, so a card or the README that quotes a figure
+of a card is its own. A card without its block (a new model) gets one appended at its end. tests/test_figures.py runs the check, so a card or the README that quotes a figure
 other than the one measured fails the suite.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.cards import mnist_figures_block, nstep_block, read_block, replace_block  # noqa: E402
+from engine.cards import block_markers, mnist_figures_block, nstep_block, read_block, replace_block  # noqa: E402
 from engine.checkpoint import list_pretrained, read_config  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -129,6 +129,9 @@ def main(argv=None) -> int:
     for path, blocks in expected().items():
         text = path.read_text()
         for key, body in blocks.items():
+            if read_block(text, key) is None:  # a new model's card: the block goes at its end
+                begin, end = block_markers(key)
+                text = text.rstrip("\n") + f"\n\n## Measured figures\n\n{begin}\n{end}\n"
             text = replace_block(text, key, body)
         path.write_text(text)
         print(f"wrote {path.relative_to(ROOT)}")

@@ -1,4 +1,5 @@
-"""Test-set quality and CPU latency of the shipped MNIST WaveNets (pretrained/wavenet-mnist*).
+"""Test-set quality and CPU latency of the shipped MNIST models of every family (each folder in pretrained/
+whose config.json says task "mnist"), through the model interface only.
 
     python bench/mnist.py [--data-dir ../shared/data/mnist] [--limit N] [--threads 1] [--models DIR ...]
                           [--split test|val] [--device cpu|cuda] [--latency-only]
@@ -30,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_meta  # noqa: E402
-from engine.checkpoint import load_pretrained  # noqa: E402
+from engine.checkpoint import load_pretrained, read_config  # noqa: E402
 from engine.data.mnist import VAL_SIZE, load_gallery, load_split  # noqa: E402
 from engine.image_tasks import class_posterior_by_prefix, complete, sample_images  # noqa: E402
 from engine.recipes.mnist import evaluate_mnist, to_sequences  # noqa: E402
@@ -69,17 +70,29 @@ def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None,
     a GPU)."""
     dc = model.data_config
     Q = model.config.quantization_levels
-    out = {"quantization": dc.get("quantization", {})}
+    out = {"family": model.family_name, "parameters": sum(p.numel() for p in model.parameters()),
+           "quantization": dc.get("quantization", {})}
     if images is None:
         out["copied_metrics"] = dict(model.metrics)
     else:
         started = time.perf_counter()
-        out["metrics"] = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels,
-                                        start_value=int(dc.get("start_value", 0)))
+        out["metrics"] = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels)
         out["evaluation_s"] = time.perf_counter() - started
     out["latency"] = cpu_latency(model) if latency else {}
     out["receptive_field"] = model.receptive_field
     return out
+
+
+def mnist_folders(root: Path) -> list[Path]:
+    """The model folders under root whose config.json says task "mnist", any family."""
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        try:
+            if read_config(folder).get("data", {}).get("task") == "mnist":
+                found.append(folder)
+        except ValueError:  # not a model folder
+            continue
+    return found
 
 
 def main(argv=None) -> int:
@@ -92,7 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: quality figures on the GPU (float32, no TF32), no latencies")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--models", nargs="*", help="model folders (default: pretrained/wavenet-mnist*)")
+    parser.add_argument("--models", nargs="*", help="model folders (default: every MNIST model in pretrained/)")
     parser.add_argument("--out", help="JSON to write (default: bench/results/mnist.json, or mnist-val.json for --split val, "
                                       "so a validation run never overwrites the test figures)")
     parser.add_argument("--latency-only", action="store_true",
@@ -108,9 +121,9 @@ def main(argv=None) -> int:
             return 2
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    folders = [Path(m) for m in args.models] if args.models else sorted((ROOT / "pretrained").glob("wavenet-mnist*"))
+    folders = [Path(m) for m in args.models] if args.models else mnist_folders(ROOT / "pretrained")
     if not folders:
-        print("No MNIST models found (pretrained/wavenet-mnist*); train one with train.py or pass --models.", file=sys.stderr)
+        print("No MNIST models found in pretrained/; train one with train.py or pass --models.", file=sys.stderr)
         return 1
     names = [f.name for f in folders]
     twins = sorted({n for n in names if names.count(n) > 1})
@@ -135,7 +148,8 @@ def main(argv=None) -> int:
             print(f"{folder.name}: evaluated {len(labels)} images in {results[folder.name]['evaluation_s']:.0f} s", file=sys.stderr)
 
     names = list(results)
-    rows = [("quantization levels Q", lambda r: str(r["quantization"].get("levels", "?")))]
+    rows = [("family", lambda r: r["family"]), ("parameters", lambda r: f"{r['parameters']:,}"),
+            ("quantization levels Q", lambda r: str(r["quantization"].get("levels", "?")))]
     quality = "copied_metrics" if args.latency_only else "metrics"
     label = " (copied from config.json)" if args.latency_only else ""
     for key in next(iter(results.values()))[quality]:

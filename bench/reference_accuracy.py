@@ -25,9 +25,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.mnist import mnist_folders  # noqa: E402
 from engine.checkpoint import load_pretrained  # noqa: E402
 from engine.data.mnist import load_split  # noqa: E402
-from engine.image_tasks import score_levels  # noqa: E402
+from engine.images import score_levels  # noqa: E402
 from engine.recipes.mnist import to_sequences  # noqa: E402
 
 PIXELS = 784
@@ -40,15 +41,14 @@ def acc783(acc784: float) -> float:
 
 def pixel0_predictions(model, image_levels: torch.Tensor) -> list[int]:
     """The model's argmax level at pixel 0 under each class (or the one unconditional row)."""
-    dc = model.data_config
-    _, pred = score_levels(model, image_levels[None], int(dc.get("start_value", 0)))  # (1, K, N)
+    _, pred = score_levels(model, image_levels[None])  # (1, K, N)
     return pred[0, :, 0].tolist()
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
-    parser.add_argument("--models", nargs="*", help="model folders (default: pretrained/wavenet-mnist*)")
+    parser.add_argument("--models", nargs="*", help="model folders (default: every MNIST model in pretrained/)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "mnist-reference-accuracy.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     if background != images.shape[0]:
         print("error: some test image has ink at pixel 0; acc783 cannot be derived from acc784.", file=sys.stderr)
         return 1
-    folders = [Path(m) for m in args.models] if args.models else sorted((ROOT / "pretrained").glob("wavenet-mnist*"))
+    folders = [Path(m) for m in args.models] if args.models else mnist_folders(ROOT / "pretrained")
     results = {}
     for folder in folders:
         model = load_pretrained(folder)

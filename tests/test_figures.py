@@ -16,7 +16,7 @@ from bench import figures
 from engine.cards import block_markers, read_block, replace_block
 from engine.checkpoint import list_pretrained, load_pretrained, read_config, save_pretrained
 from engine.data.mnist import load_gallery
-from engine.image_tasks import forward_rows, score_levels
+from engine.images import forward_rows, score_levels
 from engine.recipes.mnist import to_sequences
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,16 +128,15 @@ def test_card_figures_agree_with_a_fresh_evaluation_on_the_gallery(name, gallery
     card = model.metrics
     dc = model.data_config
     x = to_sequences(images, model.config.quantization_levels, int(dc.get("threshold", 127))).long()  # (200, 784)
-    inputs = torch.cat([torch.full((x.shape[0], 1), int(dc.get("start_value", 0))), x[:, :-1]], dim=1)
-    logits = forward_rows(model, inputs, F.one_hot(labels, 10).to(next(model.parameters()).dtype))  # true digit only
-    ll = F.log_softmax(logits.float(), dim=-1).gather(-1, x[..., None]).squeeze(-1)
-    accuracy = (logits.argmax(-1) == x).double().mean(dim=1)
+    logp = forward_rows(model, x, F.one_hot(labels, 10).to(next(model.parameters()).dtype)).float()  # true digit only
+    ll = logp.gather(-1, x[..., None]).squeeze(-1)
+    accuracy = (logp.argmax(-1) == x).double().mean(dim=1)
     nll = -ll.double().sum(dim=1)
     n = x.shape[0]
     for label, values, figure in (("pixel accuracy", accuracy, card["pixel_accuracy"]), ("NLL", nll, card["nll_nats_per_image"])):
         tolerance = 4 * values.std().item() / math.sqrt(n)
         assert abs(values.mean().item() - figure) <= tolerance, (name, label, values.mean().item(), figure, tolerance)
     few = torch.cat([torch.nonzero(labels == d)[:2, 0] for d in range(10)])
-    scores, _ = score_levels(model, x[few], int(dc.get("start_value", 0)))
+    scores, _ = score_levels(model, x[few])
     errors = int((scores.sum(-1).argmax(1) != labels[few]).sum())
     assert errors <= binomial_upper_limit(len(few), 1 - card["bayes_accuracy"]), (name, errors)

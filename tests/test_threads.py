@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import engine.completion as completion
 import engine.image_tasks as image_tasks
 import engine.tasks as tasks
 from engine import threads
@@ -127,7 +128,7 @@ def test_the_engines_tasks_run_their_steps_at_their_count(caller_at_2, monkeypat
     seen = _record_threads_in_sampler(image_tasks, monkeypatch)
     image_tasks.sample_images(model, [3], 2, generator=torch.Generator().manual_seed(0))
     assert seen and set(seen) == {1} and torch.get_num_threads() == 2
-    seen.clear()
+    seen = _record_threads_in_sampler(completion, monkeypatch)
     mask = torch.ones(4, 4, dtype=torch.bool)
     mask[2:] = False
     image_tasks.complete(model, torch.zeros(4, 4, dtype=torch.uint8), mask, 3, n=2, num_particles=4,
