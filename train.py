@@ -271,7 +271,8 @@ def main(argv=None) -> int:
         if cfg.unroll_weight > 0:  # a soft-inputs model (checked above): its fast path's cache
             seq, logits, inputs = cache
             origins = torch.randint(0, seq.shape[1] - 1 - cfg.unroll_horizon, (cfg.unroll_origins,), generator=g).to(device)
-            loss_un = unrolled_loss(model, seq, cond, logits, inputs, origins, cfg.unroll_horizon, cfg.gumbel_tau, generator=g if device == "cpu" else None)
+            loss_un = unrolled_loss(model, seq, cond, logits, inputs, origins, cfg.unroll_horizon, cfg.gumbel_tau, generator=g if device == "cpu" else None,
+                                     hard=cfg.unroll_hard)
             loss = loss + cfg.unroll_weight * loss_un
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -60,12 +60,12 @@ CHART_JS = """(bar) => Array.from(document.querySelectorAll('[data-testid="stMai
 class Server:
     """`streamlit run app/streamlit_app.py` on 127.0.0.1:port, with its RSS and CPU time from /proc."""
 
-    def __init__(self, port: int, env: dict[str, str], log_path: Path):
+    def __init__(self, port: int, env: dict[str, str], log_path: Path, app_root: Path = ROOT):
         cmd = [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.headless", "true",
                "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=app_root, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_healthy(self, timeout: float = 90) -> None:
         wait_healthy(self.url, self.proc, timeout, self.log_tail)
@@ -246,6 +246,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the sessions this many times against the same server (new sessions each round): "
                              "server memory after each round shows whether it grows per session or levels off")
+    parser.add_argument("--app-root", default=str(ROOT),
+                        help="the checkout whose app/ and engine/ the server runs (default: this one), e.g. an older "
+                             "revision unpacked with `git archive REV | tar -x -C DIR`, to compare before and after a change")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "load.json"))
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 10:
@@ -265,7 +268,8 @@ def main(argv=None) -> int:
     model_name, model = page_model(root)
 
     log_path = Path(tmp.name) / "streamlit.log"
-    server = Server(args.port or free_port(), {"AR_PRETRAINED_DIR": str(root)}, log_path)
+    app_root = Path(args.app_root).resolve()
+    server = Server(args.port or free_port(), {"AR_PRETRAINED_DIR": str(root)}, log_path, app_root)
     try:
         server.wait_healthy()
         rss_start = server.rss_mb()
@@ -291,7 +295,7 @@ def main(argv=None) -> int:
     errors = [e for rec in records for e in rec["errors"]]
     report = {
         "sessions": args.sessions, "seconds": args.seconds, "rounds": rounds, "duration_s": round(timing["duration_s"], 1),
-        "model": model_name, "pretrained": str(root) if not args.stand_ins else "stand-ins (untrained, tests/app_models.py)",
+        "app_root": str(app_root), "model": model_name, "pretrained": str(root) if not args.stand_ins else "stand-ins (untrained, tests/app_models.py)",
         "wall_s": round(timing["wall_s"], 1),
         "page_load_s": {"p50": percentile(timing["load_s"], 50), "max": max(timing["load_s"], default=None)},
         "updates": len(latencies), "updates_per_session": [len(rec["updates"]) for rec in records],

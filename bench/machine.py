@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -20,5 +21,7 @@ def cpu_model() -> str:
 
 
 def machine_meta(threads: int, device: str = "cpu") -> dict:
-    """torch version, device, CPU model and torch thread count: the keys every bench JSON carries."""
-    return {"threads": threads, "torch": torch.__version__, "device": device, "cpu": cpu_model()}
+    """torch version, device, CPU model, torch thread count and the 1-minute load average when it was
+    written (CPU figures taken beside other work read slower): the keys every bench JSON carries."""
+    return {"threads": threads, "torch": torch.__version__, "device": device, "cpu": cpu_model(), "cores": os.cpu_count(),
+            "load_1min": round(os.getloadavg()[0], 2)}

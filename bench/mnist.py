@@ -9,9 +9,12 @@ quantization (named in the table): teacher-forced pixel accuracy, NLL in nats pe
 dimension, Bayes-rule accuracy p(y | x) = p(x | y) p(y) / p(x) with a uniform prior, and the same after
 observing the first 25/50/75% of the pixels in raster order. Latency: class_posterior_by_prefix for one
 image (median of 5), sampling ten digits (one per class) and completing a half-hidden digit (n=4,
-32 particles), on the CPU only. Prints a table and writes bench/results/mnist.json. --split val scores the
+32 particles), on the CPU only, each task at its own thread count (engine/threads.py, whatever --threads says;
+--threads sets the quality evaluation's). Prints a table and writes bench/results/mnist.json. --split val scores the
 validation images instead (for choosing between candidates without touching the test set); --device
-cuda runs the quality figures on the GPU in float32 and skips the CPU latencies.
+cuda runs the quality figures on the GPU in float32 and skips the CPU latencies. --latency-only measures
+the latencies alone: the JSON then carries each config.json's test figures under "copied_metrics", marked
+as copied in its meta, and no "metrics" at all.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from engine.checkpoint import load_pretrained, read_config  # noqa: E402
 from engine.data.mnist import VAL_SIZE, load_gallery, load_split  # noqa: E402
 from engine.image_tasks import class_posterior_by_prefix, complete, sample_images  # noqa: E402
 from engine.recipes.mnist import evaluate_mnist, to_sequences  # noqa: E402
+from engine.threads import TASK_THREADS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,20 +64,23 @@ def cpu_latency(model) -> dict:
 
 
 def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None, latency: bool = True) -> dict:
-    """images None: quality is read from config.json (train.py measured it with the same evaluate_mnist;
-    evaluate_mnist moves each batch to the model's device itself). latency False: no latency figures
-    (they are CPU figures; the model may sit on a GPU)."""
+    """images None: quality is not measured; config.json's figures (train.py measured them with the same
+    evaluate_mnist) are carried along under "copied_metrics", never "metrics", so nothing reads them as
+    this run's measurement. latency False: no latency figures (they are CPU figures; the model may sit on
+    a GPU)."""
     dc = model.data_config
     Q = model.config.quantization_levels
-    started = time.perf_counter()
+    out = {"family": model.family_name, "parameters": sum(p.numel() for p in model.parameters()),
+           "quantization": dc.get("quantization", {})}
     if images is None:
-        metrics = dict(model.metrics)
+        out["copied_metrics"] = dict(model.metrics)
     else:
-        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels)
-    eval_s = time.perf_counter() - started
-    return {"family": model.family_name, "parameters": sum(p.numel() for p in model.parameters()),
-            "quantization": dc.get("quantization", {}), "metrics": metrics, "latency": cpu_latency(model) if latency else {},
-            "evaluation_s": eval_s, "receptive_field": model.receptive_field}
+        started = time.perf_counter()
+        out["metrics"] = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels)
+        out["evaluation_s"] = time.perf_counter() - started
+    out["latency"] = cpu_latency(model) if latency else {}
+    out["receptive_field"] = model.receptive_field
+    return out
 
 
 def mnist_folders(root: Path) -> list[Path]:
@@ -102,7 +109,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="JSON to write (default: bench/results/mnist.json, or mnist-val.json for --split val, "
                                       "so a validation run never overwrites the test figures)")
     parser.add_argument("--latency-only", action="store_true",
-                        help="take the test-set figures from each model's config.json (train.py's final evaluation)")
+                        help="measure CPU latency only; each model's config.json test figures are copied along, marked as copied")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.device == "cuda":
@@ -143,15 +150,20 @@ def main(argv=None) -> int:
     names = list(results)
     rows = [("family", lambda r: r["family"]), ("parameters", lambda r: f"{r['parameters']:,}"),
             ("quantization levels Q", lambda r: str(r["quantization"].get("levels", "?")))]
-    for key in next(iter(results.values()))["metrics"]:
-        rows.append((key, lambda r, key=key: f"{r['metrics'].get(key, float('nan')):.4f}"))
+    quality = "copied_metrics" if args.latency_only else "metrics"
+    label = " (copied from config.json)" if args.latency_only else ""
+    for key in next(iter(results.values()))[quality]:
+        rows.append((key + label, lambda r, key=key: f"{r[quality].get(key, float('nan')):.4f}"))
     for key in next(iter(results.values()))["latency"]:
         rows.append((key, lambda r, key=key: f"{r['latency'][key]:.3f}"))
     table = [[""] + names] + [[key] + [fmt(results[n]) for n in names] for key, fmt in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    n_images = len(labels) if labels is not None else "as stated in each config.json"
     split = "test" if args.latency_only else args.split
-    print(f"MNIST {split} set ({n_images} images) on {args.device}, {args.threads} CPU thread(s); latencies in seconds")
+    if args.latency_only:
+        print(f"CPU latency on {args.device}, {args.threads} CPU thread(s), in seconds; quality NOT measured here "
+              "(copied from each config.json: train.py's test evaluation)")
+    else:
+        print(f"MNIST {split} set ({len(labels)} images) on {args.device}, {args.threads} CPU thread(s); latencies in seconds")
     for row in table:
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     for n in names:
@@ -159,8 +171,14 @@ def main(argv=None) -> int:
 
     out = Path(args.out or ROOT / "bench" / "results" / ("mnist-val.json" if split == "val" else "mnist.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"split": split, "images": n_images, **machine_meta(args.threads, args.device), "prior": "uniform",
-            "prefix_order": "raster"}
+    if args.latency_only:
+        meta = {"measured": "CPU latency only", "copied_metrics": "each model's config.json metrics (train.py's final "
+                "test evaluation), copied, not measured by this run", **machine_meta(args.threads, args.device),
+                "task_threads": dict(TASK_THREADS)}
+    else:
+        meta = {"measured": "quality and latency" if args.device == "cpu" else "quality", "split": split,
+                "images": len(labels), **machine_meta(args.threads, args.device), "prior": "uniform", "prefix_order": "raster",
+                "task_threads": dict(TASK_THREADS)}
     out.write_text(json.dumps({"meta": meta, "models": results}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

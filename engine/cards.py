@@ -146,3 +146,93 @@ below included).
 
 {metrics_section(config, metrics, "after choosing the weights")}"""
     (export / "README.md").write_text(text)
+
+
+# --- generated figure blocks -------------------------------------------------------------------------
+# Cards and the README quote measured figures only inside blocks that `python bench/figures.py` writes
+# from bench/results/*.json and config.json; tests/test_figures.py fails when a block and its sources
+# disagree, so a figure is never copied by hand.
+
+def block_markers(key: str) -> tuple[str, str]:
+    return (f"<!-- figures:{key} begin: written by `python bench/figures.py` from bench/results/ and config.json; edit those, not this -->",
+            f"<!-- figures:{key} end -->")
+
+
+def read_block(text: str, key: str) -> str | None:
+    """The body between a block's markers, or None when the text has no such block."""
+    begin, end = block_markers(key)
+    if begin not in text or end not in text:
+        return None
+    return text.split(begin, 1)[1].split(end, 1)[0].strip("\n")
+
+
+def replace_block(text: str, key: str, body: str) -> str:
+    """text with the block's body replaced (the block must exist: where it goes is the card's choice)."""
+    begin, end = block_markers(key)
+    if read_block(text, key) is None:
+        raise ValueError(f"No figures:{key} block in the text; add the two marker lines where it should go.")
+    head, rest = text.split(begin, 1)
+    return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
+
+
+LATENCY_ROWS = {
+    "class_posterior_by_prefix_1_image_s": "live posterior for one digit, all 784 horizons (Guess the digit, per stroke)",
+    "sample_10_digits_s": "ten digits sampled, one of each (Sample digits)",
+    "complete_bottom_half_n4_p32_s": "bottom half of a digit completed, 4 completions x 32 particles (Complete a digit)",
+}
+
+
+def _conditions(meta: dict) -> str:
+    if "load_1min" in meta:
+        return f"1-minute load average {meta['load_1min']} when measured (other work on the machine makes them slower)"
+    return meta.get("conditions", "load when measured not recorded")
+
+
+def _threads_text(meta: dict) -> str:
+    counts = meta.get("task_threads")
+    if not counts:
+        return f"{meta.get('threads', '?')} torch thread(s)"
+    return ", ".join(f"{task} {n}" for task, n in counts.items()) + " (engine/threads.py)"
+
+
+def mnist_figures_block(metrics: dict, latency: dict | None, latency_meta: dict, reference: dict | None) -> str:
+    """A MNIST card's generated block: test pixel accuracy on ours and the reference's terms, and CPU
+    latency. metrics: config.json's; latency / latency_meta: bench/results/mnist.json's entry and meta;
+    reference: bench/results/mnist-reference-accuracy.json's entry."""
+    rows = [f"| test pixel accuracy, all 784 pixels (this project's figure) | {metrics['pixel_accuracy']:.6f} | `train.py` (config.json) |"]
+    if reference and reference.get("pixel_accuracy_783") is not None:
+        rows.append(f"| test pixel accuracy, pixels 1..783 (the reference's terms: pixel 0 is its input, not scored) | "
+                    f"{reference['pixel_accuracy_783']:.6f} | `python bench/reference_accuracy.py` |")
+    for key, label in LATENCY_ROWS.items():
+        if latency and key in latency:
+            rows.append(f"| CPU: {label} | {latency[key]:.3f} s | `python bench/mnist.py --latency-only` |")
+    text = "| figure | value | measured by |\n|---|---|---|\n" + "\n".join(rows)
+    if latency:
+        text += (f"\n\nCPU figures: {latency_meta.get('cpu', '?')} ({latency_meta.get('cores', '?')} cores), "
+                 f"each task at its own thread count ({_threads_text(latency_meta)}), medians; {_conditions(latency_meta)}. "
+                 "Every figure here is read from "
+                 "bench/results/mnist.json and bench/results/mnist-reference-accuracy.json.")
+    return text
+
+
+def nstep_block(results: dict) -> str:
+    """The one-step vs n-step comparison table from bench/results/fourier-nstep.json (validation split)."""
+    meta, models = results.get("meta", {}), results.get("models", {})
+    rows = []
+    for name, r in models.items():
+        t, ours, ref = r["train"], r["validation_ours"], r["validation_reference_terms"]
+        if not t.get("unroll_weight"):
+            loss = "one-step"
+        elif t.get("unroll_hard", True) is False:
+            loss = f"n-step, soft relaxation, tau {t.get('gumbel_tau', 1.0):.3g}"
+        else:
+            loss = f"n-step, hard straight-through, tau {t.get('gumbel_tau', 1.0):.3g}"
+        rows.append(f"| `{name}` | {loss} | {t.get('steps')} x {t.get('batch_size')} (crop {r.get('crop')}) | "
+                    f"{ours['teacher_forced_accuracy']:.4f} | {ours['rolling_origin_accuracy_8']:.4f} | {ours['mae_h128']:.4f} | "
+                    f"{ref['accuracy_8_random_origins_period_5']:.4f} |")
+    ref_fig = meta.get("reference_figures", {})
+    return ("| model | training loss | steps x batch | teacher-forced accuracy | 8-step rolling-origin accuracy | MAE 128 ahead | "
+            "8-step accuracy, period 5, random origins (the reference's terms) |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+            + f"\n\nValidation split ({meta.get('split', '?')}), measured by `python bench/fourier_nstep.py` "
+            f"(bench/results/fourier-nstep.json) on {meta.get('cpu', '?')}. The reference's own figures on its terms: "
+            f"{ref_fig.get('one_step', '?')} one-step, {ref_fig.get('unrolled', '?')} unrolled.")

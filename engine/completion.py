@@ -27,6 +27,7 @@ from engine.images import (
     score_levels,
 )
 from engine.sampling import make_sampler
+from engine.threads import task_threads
 
 
 def _systematic_resample(logw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -39,6 +40,7 @@ def _systematic_resample(logw: torch.Tensor, generator: torch.Generator | None) 
     return torch.searchsorted(cdf, u).clamp_(max=P - 1)
 
 
+@task_threads("complete")
 @torch.no_grad()
 def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num_particles: int = 32,
              temperature: float = 1.0, generator: torch.Generator | None = None, progress: Progress | None = None,
@@ -55,6 +57,10 @@ def complete(model, image, known_mask, digit: int | None = None, n: int = 4, num
     A model that can put any pixel first (`model.any_order`) conditions on all known pixels exactly
     instead: they come first in its order, the digit (digit=None) is drawn from p(y | known pixels), and
     num_particles is not used. Known pixels keep their quantized value: out[:, mask] == quantize(image)[mask].
+    At temperature T (fixed order) the hole's pixels are drawn from the tempered conditionals q_T ~ p^(1/T)
+    while the known pixels below the hole still weigh by the model's own p, so the completions follow
+    p(y | prefix) * prod_hole q_T(x_t | x_<t, y) * prod_below p(x_t | x_<t, y), normalized: each step is
+    tempered, not the whole posterior p(hole | known)^(1/T) (at T = 1 the two are the same).
     -> uint8 (n, H, W) on the CPU (and the digits (n,) used, -1 for an unconditional model, with return_digits)."""
     c = image_config(model)
     H, W = c["H"], c["W"]

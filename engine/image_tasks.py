@@ -35,6 +35,7 @@ from engine.images import (
     score_levels,
 )
 from engine.sampling import make_sampler
+from engine.threads import task_threads
 
 __all__ = [
     "MAX_IMAGES",
@@ -75,6 +76,7 @@ def _check_conditional(model) -> int:
     return K
 
 
+@task_threads("posterior")
 @torch.no_grad()
 def class_posterior_by_prefix(model, images, prior=None) -> torch.Tensor:
     """p(y | x_0..x_h) for every horizon h from one batched forward: images -> (B, H*W, K);
@@ -85,6 +87,7 @@ def class_posterior_by_prefix(model, images, prior=None) -> torch.Tensor:
     return torch.softmax(joint, dim=1).transpose(1, 2).contiguous()
 
 
+@task_threads("posterior")
 @torch.no_grad()
 def class_posterior(model, images, prior=None) -> torch.Tensor:
     """p(y | x) by Bayes' rule over the summed pixel log-likelihoods: images -> (B, K)."""
@@ -93,6 +96,7 @@ def class_posterior(model, images, prior=None) -> torch.Tensor:
     return torch.softmax(ll + _log_prior(prior, K, "cpu")[None], dim=1)
 
 
+@task_threads("sample")
 @torch.no_grad()
 def iter_sample_images(model, digits, n: int = 1, temperature: float = 1.0, generator: torch.Generator | None = None,
                        every: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from engine.encoding import dequantize, quantize
 from engine.generation import generate_fast
 from engine.sampling import make_sampler
+from engine.threads import task_threads
 
 from engine.image_tasks import *  # noqa: E402,F401,F403  (the image tasks, re-exported)
 from engine.image_tasks import __all__ as _image_all
@@ -49,6 +50,7 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+@task_threads("forecast")
 @torch.no_grad()
 def forecast(
     model,

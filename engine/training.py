@@ -129,10 +129,12 @@ def unrolled_loss(
     tau: float = 1.0,
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    hard: bool = True,
 ) -> torch.Tensor:
     """Mean CE of H-step rollouts from each origin o (origins (O,), column indices of the teacher-forced
-    pass). Step 1 uses the teacher-forced logits at o; steps 2..H feed back hard straight-through
-    Gumbel-softmax samples. noise (B*O, H-1, Q) fixes the Gumbel draws."""
+    pass). Step 1 uses the teacher-forced logits at o; steps 2..H feed back Gumbel-softmax samples at
+    temperature tau: one-hot straight-through samples (hard) or the soft relaxation itself (hard=False,
+    as cheind/autoregressive does at tau 2/3). noise (B*O, H-1, Q) fixes the Gumbel draws."""
     check_origins(origins, horizon, seq.shape[1])
     state = model.unroll_state(inputs, logits, cond, origins, steps=horizon - 1)
     targets = origin_targets(seq, origins, horizon)
@@ -140,7 +142,7 @@ def unrolled_loss(
         noise = gumbel_noise((targets.shape[0], horizon - 1, logits.shape[1]), generator, seq.device)
     step_logits = [state.logits]
     for h in range(horizon - 1):
-        sample = gumbel_softmax(step_logits[-1], tau, hard=True, noise=noise[:, h])
+        sample = gumbel_softmax(step_logits[-1], tau, hard=hard, noise=noise[:, h])
         step_logits.append(state.step(sample))
     return F.cross_entropy(torch.stack(step_logits, dim=2), targets)
 

@@ -173,21 +173,26 @@ def test_iter_sample_images_fills_in_and_ends_at_sample_images():
     assert seen[0] == (28, 784) and seen[-1] == (784, 784) and len(seen) == 28
 
 
-def test_reorder_fast_state_equals_a_state_built_from_reordered_rows():
+@pytest.mark.parametrize("index", [[4, 4, 0, 2, 1], [3, 0], [1, 1, 4, 0, 2, 2, 3, 0]], ids=["same", "fewer", "more"])
+def test_reorder_fast_state_equals_a_state_built_from_reordered_rows(index):
+    """Reordering to the same, a smaller or a larger number of rows (SMC resampling keeps the count; a
+    caller may also drop or duplicate rows) gives the state a forward over those rows would, and leaves
+    the model's weights alone."""
     model = tiny(Q=3, K=4)
+    weights_before = {k: v.clone() for k, v in model.state_dict().items()}
     g = gen(1)
     x = torch.randint(0, 3, (5, 40), generator=g)
     cond = F.one_hot(torch.tensor([0, 1, 2, 3, 1]), 4).float()
-    index = torch.tensor([4, 4, 0, 2, 1])
+    index = torch.tensor(index)
     logits, inputs = model(one_hot(x, 3), cond, return_layer_inputs=True)
     state = FastState.from_forward(model, inputs, logits, cond).reorder(index)
     logits2, inputs2 = model(one_hot(x[index], 3), cond[index], return_layer_inputs=True)
     expected = FastState.from_forward(model, inputs2, logits2, cond[index])
+    assert state.logits.shape[0] == len(index)
     torch.testing.assert_close(state.logits, expected.logits)
     for _ in range(20):
-        step = F.one_hot(torch.randint(0, 3, (5,), generator=g), 3).float()
+        step = F.one_hot(torch.randint(0, 3, (len(index),), generator=g), 3).float()
         torch.testing.assert_close(state.step(step), expected.step(step))
-    weights_before = {k: v.clone() for k, v in model.state_dict().items()}
     assert all(torch.equal(v, weights_before[k]) for k, v in model.state_dict().items())
 
 
@@ -223,15 +228,23 @@ def test_complete_never_changes_known_pixels(Q, digit):
                       complete(model, image, torch.from_numpy(mask), digit, n=2, num_particles=4, generator=gen(3)))
 
 
-def test_complete_fills_the_hole_and_reports_progress():
+@pytest.mark.parametrize("level", [0, 1])
+def test_complete_fills_the_hole_from_the_model_and_reports_progress(level):
+    """A model that puts almost all its mass on one level fills every hole pixel with it (the hole is
+    sampled from the model, not left as it was), keeps the known pixels, and reports progress per row."""
     model = tiny(Q=2, K=10)
-    image = torch.zeros(28, 28, dtype=torch.uint8)
+    with torch.no_grad():
+        model.head_out.weight.zero_()
+        model.head_out.bias.copy_(torch.tensor([20.0, -20.0]) * (1 if level == 0 else -1))
+    image = torch.full((28, 28), 255 * (1 - level), dtype=torch.uint8)  # known pixels: the other level
     mask = masks()["middle"]
     seen = []
     out = complete(model, image, mask, digit=1, n=4, num_particles=8, temperature=1.0, generator=gen(0),
                    progress=lambda done, total: seen.append((done, total)))
-    assert (out[:, ~mask] > 0).any()  # a random model draws some ink in the hole
-    assert seen[-1][0] == seen[-1][1] == 784 - (9 * 28 + 4)
+    assert (out[:, ~mask] == 255 * level).all()
+    assert (out[:, mask] == 255 * (1 - level)).all()
+    total = 784 - (9 * 28 + 4)
+    assert seen[-1] == (total, total) and all(b == total for _, b in seen) and [a for a, _ in seen] == sorted(a for a, _ in seen)
 
 
 def exact_completion_distribution(model, x0, x3, K):
@@ -244,16 +257,17 @@ def exact_completion_distribution(model, x0, x3, K):
     return {k: v / total for k, v in table.items()}
 
 
-def trained_on_a_rule(K=3, steps=150):
+def trained_on_a_rule(K=3, steps=150, p_on=0.5):
     """A 1x4-pixel model taught that pixel 3 is a class-dependent function of pixels 1 and 2
-    (XOR, AND, OR), so what lies below a hole at pixels 1..2 says a lot about the hole and the class."""
+    (XOR, AND, OR), so what lies below a hole at pixels 1..2 says a lot about the hole and the class.
+    Pixels 0..2 are on with probability p_on."""
     model = tiny(Q=2, K=K, H=1, W=4, dilations=(1, 2), seed=0)
     g = gen(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
     model.train()
     for _ in range(steps):
         y = torch.randint(0, K, (64,), generator=g)
-        x = torch.randint(0, 2, (64, 3), generator=g)
+        x = torch.randint(0, 2, (64, 3), generator=g) if p_on == 0.5 else (torch.rand(64, 3, generator=g) < p_on).long()
         x3 = torch.stack([x[:, 1] ^ x[:, 2], x[:, 1] & x[:, 2], x[:, 1] | x[:, 2]], 1).gather(1, y[:, None])
         seq = torch.cat([torch.zeros(64, 1, dtype=torch.long), x, x3], dim=1)  # start token first
         loss, _, _ = teacher_forced(model, seq, F.one_hot(y, K).float())
@@ -290,6 +304,49 @@ def test_sequential_monte_carlo_conditions_on_pixels_below_the_hole():
     # with the digit given, the completion follows p(x1, x2 | x0, x3, y)
     out = torch.cat([complete(model, image, mask, digit=1, n=16, num_particles=64, generator=g) for _ in range(5)])
     assert (out[:, 0, 1:3] == 255).all()  # AND with pixel 3 on: both pixels on
+
+
+def tempered_completion_distribution(model, K, T):
+    """What complete() targets at temperature T on a 1x4 image with pixels 1..2 unknown and x0=0, x3=1:
+    p(y | x0) q_T(x1 | x0, y) q_T(x2 | x0, x1, y) p(x3 | x0..x2, y), normalized, q_T(v) ~ p(v)^(1/T)."""
+    ll = {(x1, x2): score_levels(model, torch.tensor([[0, x1, x2, 1]]))[0][0] for x1 in range(2) for x2 in range(2)}  # (K, 4)
+
+    def tempered(p_of):  # {v: p(v)} -> {v: q_T(v)}
+        w = {v: p ** (1 / T) for v, p in p_of.items()}
+        return {v: w[v] / sum(w.values()) for v in w}
+
+    table = {}
+    for y, x1, x2 in itertools.product(range(K), range(2), range(2)):
+        q1 = tempered({v: ll[(v, 0)][y, 1].exp().item() for v in range(2)})[x1]
+        q2 = tempered({v: ll[(x1, v)][y, 2].exp().item() for v in range(2)})[x2]
+        table[(y, x1, x2)] = ll[(x1, x2)][y, 0].exp().item() * q1 * q2 * ll[(x1, x2)][y, 3].exp().item()
+    total = sum(table.values())
+    return {k: v / total for k, v in table.items()}
+
+
+@pytest.mark.parametrize("T", [0.5, 2.0])
+def test_sequential_monte_carlo_at_a_temperature_tempers_each_step_and_weighs_by_the_model(T):
+    """At temperature T the hole's pixels come from the tempered conditionals and the pixels below it
+    weigh each particle by the model's own likelihood (complete's docstring): the completions follow that
+    distribution, which differs from the untempered posterior."""
+    K = 3
+    model = trained_on_a_rule(K, p_on=0.8)  # hole pixels far from 50/50, so tempering moves them
+    mask = torch.tensor([[True, False, False, True]])
+    image = torch.tensor([[0, 0, 0, 255]], dtype=torch.uint8)
+    target = tempered_completion_distribution(model, K, T)
+    untempered = exact_completion_distribution(model, 0, 1, K)
+    assert max(abs(target[k] - untempered[k]) for k in target) > 0.08  # well beyond the 0.05 tolerance below
+    torch.testing.assert_close(torch.tensor(list(tempered_completion_distribution(model, K, 1.0).values())),
+                               torch.tensor(list(untempered.values())))  # and at T = 1 the two agree
+    counts = dict.fromkeys(target, 0)
+    g = gen(0)
+    runs = 25
+    for _ in range(runs):
+        out, used = complete(model, image, mask, n=16, num_particles=64, temperature=T, generator=g, return_digits=True)
+        for row, y in zip(out[:, 0], used.tolist()):
+            counts[(y, int(row[1] > 0), int(row[2] > 0))] += 1
+    for key in target:
+        assert abs(counts[key] / (16 * runs) - target[key]) < 0.05, (key, counts[key] / (16 * runs), target[key])
 
 
 def test_seeded_completion_is_reproducible():

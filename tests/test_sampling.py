@@ -53,7 +53,10 @@ def test_gumbel_softmax_straight_through_has_soft_gradient():
 
 def test_greedy_and_bad_arguments():
     assert torch.equal(greedy(LOGITS[None]), torch.tensor([3]))
-    assert make_sampler("temperature", temperature=0) is greedy or make_sampler("greedy") is greedy
+    assert make_sampler("greedy") is greedy
+    assert make_sampler("temperature", temperature=0) is greedy  # temperature 0 means greedy, by name too
+    rows = torch.tensor([[0.0, 5.0, 1.0], [3.0, -1.0, 2.9]])
+    assert torch.equal(make_sampler("temperature", temperature=0)(rows), torch.tensor([1, 0]))
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="temperature"):
             categorical(LOGITS[None], bad)

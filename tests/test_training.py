@@ -18,7 +18,7 @@ def make(cond=2, grid=()):
     return model
 
 
-def per_origin_loss(model, seq, cond, o, horizon, tau, noise):
+def per_origin_loss(model, seq, cond, o, horizon, tau, noise, hard=True):
     """One origin at a time, the plain way: full forwards over the growing sequence of inputs."""
     Q = model.config.quantization_levels
     inputs = one_hot(seq[:, : o + 1], Q).double()
@@ -27,13 +27,14 @@ def per_origin_loss(model, seq, cond, o, horizon, tau, noise):
         logits = model(inputs, cond)[:, :, -1]
         losses.append(F.cross_entropy(logits, seq[:, o + 1 + h]))
         if h < horizon - 1:
-            sample = gumbel_softmax(logits, tau, hard=True, noise=noise[:, h])
+            sample = gumbel_softmax(logits, tau, hard=hard, noise=noise[:, h])
             inputs = torch.cat([inputs, sample[:, :, None]], dim=2)
     return torch.stack(losses).mean()
 
 
+@pytest.mark.parametrize("hard", [True, False], ids=["straight-through", "soft relaxation"])
 @pytest.mark.parametrize("cond_channels,grid", [(0, ()), (2, ()), (2, (4, 5))])
-def test_batched_unrolled_loss_equals_mean_of_per_origin_losses(cond_channels, grid):
+def test_batched_unrolled_loss_equals_mean_of_per_origin_losses(cond_channels, grid, hard):
     model = make(cond_channels, grid)
     g = torch.Generator().manual_seed(0)
     B, T, H = 3, 30, 5
@@ -42,9 +43,9 @@ def test_batched_unrolled_loss_equals_mean_of_per_origin_losses(cond_channels, g
     origins = torch.tensor([0, 4, 11, 20, 24])
     noise = gumbel_noise((B * len(origins), H - 1, 6), g).double()
     _, logits, inputs = teacher_forced(model, seq, cond)
-    batched = unrolled_loss(model, seq, cond, logits, inputs, origins, H, tau=0.8, noise=noise)
+    batched = unrolled_loss(model, seq, cond, logits, inputs, origins, H, tau=0.8, noise=noise, hard=hard)
     one_by_one = torch.stack([
-        per_origin_loss(model, seq, cond, o, H, 0.8, noise.view(B, len(origins), H - 1, 6)[:, i])
+        per_origin_loss(model, seq, cond, o, H, 0.8, noise.view(B, len(origins), H - 1, 6)[:, i], hard)
         for i, o in enumerate(origins.tolist())
     ]).mean()
     torch.testing.assert_close(batched, one_by_one)
@@ -52,11 +53,13 @@ def test_batched_unrolled_loss_equals_mean_of_per_origin_losses(cond_channels, g
     gb = torch.autograd.grad(batched, list(model.parameters()))
     _, logits, inputs = teacher_forced(model, seq, cond)
     go = torch.autograd.grad(torch.stack([
-        per_origin_loss(model, seq, cond, o, H, 0.8, noise.view(B, len(origins), H - 1, 6)[:, i])
+        per_origin_loss(model, seq, cond, o, H, 0.8, noise.view(B, len(origins), H - 1, 6)[:, i], hard)
         for i, o in enumerate(origins.tolist())
     ]).mean(), list(model.parameters()))
     for a, b in zip(gb, go):
         torch.testing.assert_close(a, b)
+    other = unrolled_loss(model, seq, cond, logits, inputs, origins, H, tau=0.8, noise=noise, hard=not hard)
+    assert not torch.allclose(batched, other)  # the setting changes what is fed back
 
 
 def test_origins_out_of_range_are_rejected():
@@ -123,3 +126,14 @@ def test_weight_average_follows_the_warmed_up_decay_and_restores_the_model():
         WeightAverage(model, 1.0)
     with pytest.raises(ValueError, match="does not match"):
         WeightAverage(make(cond=0), 0.5).load_state_dict(avg.state_dict())
+
+
+def test_recipes_take_the_n_step_feedback_settings():
+    from engine.recipes import TrainConfig, load_recipe_config
+
+    recipe = "configs/wavenet-fourier-unrolled.json"
+    cfg = TrainConfig(**load_recipe_config(recipe, ["--train.unroll_hard=false", "--train.gumbel_tau=0.6667"])["train"])
+    assert (cfg.unroll_hard, cfg.gumbel_tau) == (False, 0.6667)
+    assert TrainConfig().unroll_hard is True  # the default feeds back one-hot straight-through samples
+    with pytest.raises(ValueError, match="train.unroll_hard must be a bool"):
+        load_recipe_config(recipe, ["--train.unroll_hard=1"])

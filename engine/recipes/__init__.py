@@ -25,7 +25,8 @@ class TrainConfig:
     unroll_weight: float = 0.0  # lambda of the n-step loss; 0 = one-step training
     unroll_origins: int = 16
     unroll_horizon: int = 8
-    gumbel_tau: float = 1.0
+    gumbel_tau: float = 1.0  # temperature of the Gumbel-softmax samples fed back in the n-step loss
+    unroll_hard: bool = True  # feed back one-hot straight-through samples; false = the soft relaxation (the reference: tau 2/3)
     class_weight: float = 0.0  # lambda of the Bayes-rule classification loss (class-conditional models); 0 = off
     class_images: int = 8  # sequences per batch also scored under every class for that loss (K forwards each)
     class_temperature: float = 1.0  # that loss uses softmax(log p(x|y) / T): T > 1 keeps pushing margins of a few nats
