@@ -36,7 +36,7 @@ def render(points) -> np.ndarray:
     """The 28x28 image the page should read from this stroke (PIL draws it; the canvas smooths it a little)."""
     from PIL import Image, ImageDraw
 
-    from app.components import CANVAS_STROKE, canvas_to_digit
+    from app.canvas import CANVAS_STROKE, canvas_to_digit
 
     img = Image.new("L", (CANVAS, CANVAS), 0)
     ImageDraw.Draw(img).line(points, fill=255, width=CANVAS_STROKE, joint="curve")
