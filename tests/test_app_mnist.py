@@ -12,8 +12,10 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from app import canvas, components, plots
-from app_models import MNIST_MODELS, ROOT, shipped, write_mnist_models
+from app_models import MNIST_MODELS, ROOT, shipped, shipped_image_models, write_mnist_models
+from engine.checkpoint import read_config
 from engine.data.mnist import load_gallery
+from engine.models import describe_model_type
 
 ENTRYPOINT = str(ROOT / "app" / "streamlit_app.py")
 SAMPLE, COMPLETE, GUESS = "views/mnist_sample.py", "views/mnist_complete.py", "views/mnist_guess.py"
@@ -152,13 +154,6 @@ def test_complete_page_with_a_painted_hole(pretrained):
     assert hole[10:18, 6:22].all() and not hole[:10].any() and not hole[18:].any()  # exactly the painted rows and columns
 
 
-def test_complete_page_shows_engine_errors(pretrained):
-    at = open_page(COMPLETE)
-    at.number_input(key="complete.particles").set_value(512).run()  # 4 x 512 rows: above the engine's cap
-    assert not at.exception
-    assert len(at.error) == 1 and "1024" in at.error[0].value
-
-
 # --- Guess the digit ---------------------------------------------------------------------------------
 
 def test_guess_page_hint_then_live_posterior(pretrained):
@@ -228,10 +223,14 @@ def test_one_missing_and_one_broken_model(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not shipped(MNIST_MODELS), reason="pretrained/wavenet-mnist-q2 and -q256 are not exported yet")
-@pytest.mark.parametrize("model", [*MNIST_MODELS, "wavenet-mnist-q2-hybrid", "wavenet-mnist-q2-wide", "wavenet-mnist-q256-wide",
-                                   "wavenet-mnist-q256-mixture"])
-def test_shipped_models_read_a_gallery_digit_drawn_on_the_canvas(model, monkeypatch):
+@pytest.mark.parametrize("model", shipped_image_models())
+def test_shipped_models_on_every_page(model, monkeypatch):
+    """Every shipped image model, whatever its family (discovered from pretrained/): the picker names its
+    family; a class-conditional one reads a gallery 7 drawn on the canvas and samples; every one completes."""
     monkeypatch.setenv("AR_PRETRAINED_DIR", str(ROOT / "pretrained"))
+    config = read_config(ROOT / "pretrained" / model)
+    family, summary = describe_model_type(config["model_type"])
+    conditional = bool(config["data"].get("conditions"))
     images, labels = load_gallery()
     seven = int((labels == 7).nonzero()[0, 0])
     big = Image.fromarray(images[seven].numpy()).resize((280, 280), Image.Resampling.NEAREST).convert("RGBA")
@@ -239,10 +238,16 @@ def test_shipped_models_read_a_gallery_digit_drawn_on_the_canvas(model, monkeypa
     at.radio(key="guess.model").set_value(model)
     inject_drawing(at, "guess.canvas", big)
     at.run()
-    assert not at.exception and not at.error and not at.warning
-    bar = next(f for f in figures(at) if title(f) == "p(digit | drawing)")
-    assert int(array(bar["data"][0]["y"]).argmax()) == 7
-    for page, key in ((SAMPLE, "mnist.model"), (COMPLETE, "complete.model")):  # both pages run their model on opening
+    assert not at.exception
+    assert any(summary in c.value and family in c.value for c in at.caption)  # the picker says what the family is
+    if not conditional:
+        assert at.error and "not conditioned on the digit" in at.error[0].value
+    else:
+        assert not at.error and not at.warning
+        bar = next(f for f in figures(at) if title(f) == "p(digit | drawing)")
+        assert int(array(bar["data"][0]["y"]).argmax()) == 7
+    pages = ((SAMPLE, "mnist.model"), (COMPLETE, "complete.model")) if conditional else ((COMPLETE, "complete.model"),)
+    for page, key in pages:  # both pages run their model on opening
         at = open_page(page)
         at.radio(key=key).set_value(model).run()
         assert not at.exception and not at.error and not at.warning
