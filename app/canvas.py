@@ -11,7 +11,7 @@ import numpy as np
 from engine.drawing import BOX, COVERED, SIZE, as_drawn, frame_like_mnist
 
 CANVAS_SIZE = 280  # 10 canvas pixels per MNIST pixel
-CANVAS_STROKE = 20  # two MNIST pixels at this scale, the width of MNIST's strokes in its 20x20 box
+CANVAS_STROKE = 16  # chosen on validation digits redrawn with the pen (bench/strokes.py): the Q=256 models read thinner strokes better
 CANVAS_COVERED = COVERED
 HOLE_RGB = (120, 30, 40)  # the hidden region on the canvas, the colour plots.HIDDEN gives it in the figures
 GUIDE_RGB = (70, 70, 70)  # MNIST's 20x20 box

@@ -147,3 +147,14 @@ def test_samples_per_digit_times_digits_never_exceed_the_image_cap(pretrained):
     at.multiselect(key="sample.digits").set_value([7]).run()
     ok(at)
     assert at.number_input(key="sample.per_digit").max * 1 <= MAX_IMAGES
+
+
+def test_readme_preset_links_name_real_presets():
+    import re
+    import urllib.parse
+
+    links = re.findall(r"\]\((http://localhost:8501/([a-z_]*)\?preset=([^)]+))\)", (ROOT / "README.md").read_text())
+    assert len(links) >= 4
+    for _, path, name in links:
+        page = next(p for p, url_path in app_presets.URL_PATHS.items() if url_path == path)
+        assert urllib.parse.unquote(name) in presets(page), (path, name)

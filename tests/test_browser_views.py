@@ -4,6 +4,7 @@ comes back unchanged at the top of every completion; ten real test digits drawn 
 Guess are read by the default Q=256 model; a URL with settings opens the page in that state; and
 screenshots of every page in the light and the dark theme at 1280x720 (docs/, with AR_UPDATE_DOCS=1)."""
 
+import re
 import time
 import urllib.parse
 
@@ -38,11 +39,14 @@ def no_errors(page) -> None:
 
 
 def figure(page, title: str) -> dict | None:
-    return next((f for f in page.evaluate(FIGURES_JS) if f["title"] == title or f["first"] == title), None)
+    """The figure titled `title` (Streamlit's theme wraps titles in <b>) or whose first annotation it is."""
+    return next((f for f in page.evaluate(FIGURES_JS) if re.sub(r"</?b>", "", f["title"]) == title or f["first"] == title), None)
 
 
 def canvas_fully_visible(page, index: int = 0) -> bool:
-    """The canvas's drawing layer lies inside the viewport and its four corners are not covered."""
+    """The canvas's drawing layer lies inside the viewport, full size, and nothing but the canvas's own
+    floating toolbar covers its corners (no column cuts it off)."""
+    wait_until_idle(page)
     canvas = page.locator('[data-testid="stMain"] canvas.upper-canvas').nth(index)
     canvas.wait_for(timeout=TIMEOUT_MS)
     canvas.scroll_into_view_if_needed()
@@ -52,7 +56,7 @@ def canvas_fully_visible(page, index: int = 0) -> bool:
         return False
     return canvas.evaluate("""c => { const r = c.getBoundingClientRect(), root = c.getRootNode();
         return [[r.left + 3, r.top + 3], [r.right - 3, r.top + 3], [r.left + 3, r.bottom - 3], [r.right - 3, r.bottom - 3]]
-            .every(([x, y]) => root.elementFromPoint(x, y) === c); }""")
+            .every(([x, y]) => { const e = root.elementFromPoint(x, y); return !!e && (e.classList.contains('upper-canvas') || !!e.closest('.dc-toolbar-card')); }); }""")
 
 
 def draw_strokes(page, strokes, index: int = 0) -> None:
