@@ -158,3 +158,45 @@ def test_readme_preset_links_name_real_presets():
     for _, path, name in links:
         page = next(p for p, url_path in app_presets.URL_PATHS.items() if url_path == path)
         assert urllib.parse.unquote(name) in presets(page), (path, name)
+
+
+def test_an_emptied_fourier_model_choice_keeps_the_controls(pretrained):
+    at = opened(FOURIER)
+    at.multiselect(key="models").set_value([]).run()
+    ok(at)
+    assert any("Pick at least one model" in i.value for i in at.info)
+    assert at.number_input(key="sampler.horizon").value == 400 and not at.get("plotly_chart")
+
+
+def test_a_drawing_on_complete_is_hidden_where_it_was_drawn(pretrained):
+    """The top half of a digit drawn above the line (rows 14+ hidden) is given to the model unmoved and
+    unscaled: the page's 'input' is the drawing as drawn, its lower rows hidden."""
+    import base64
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from app import canvas, plots
+
+    at = opened(COMPLETE, {"complete.source": "Your drawing", "complete.mask.row": "14", "complete.n": "1",
+                           "complete.particles": "4"})
+    ok(at)
+    img = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(img).line([(90, 60), (140, 30), (190, 60), (180, 120)], fill=(255, 255, 255, 255), width=16)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    at.session_state["complete.canvas"] = {"drawing": {"raw": {"objects": []},
+                                                       "data": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()},
+                                           "backgroundFit": None}
+    at.run()
+    ok(at)
+    given = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "given" in json.dumps(json.loads(c.proto.spec)["layout"].get("title")))
+    z = given["data"][0]["z"]
+    z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape([int(n) for n in z["shape"].split(",")]) \
+        if isinstance(z, dict) else np.asarray(z, dtype=np.uint8)
+    expected = canvas.canvas_to_digit(np.asarray(img), fit=False)
+    np.testing.assert_array_equal(z[:28, :28, 0], expected)  # the drawing as drawn: not moved, not enlarged
+    hidden = z[:28, 30:58]
+    assert (hidden[14:] == plots.HIDDEN.astype(np.uint8)).all() and (hidden[:14, :, 0] == expected[:14]).all()
