@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from engine.cards import training_command, write_card, write_mixture_card
 from engine.checkpoint import load_pretrained, save_pretrained
-from engine.models import Mixture, build_model, can_start_from
-from engine.recipes import MixtureFit, TrainConfig, get_recipe_class, load_recipe_config
+from engine.models import build_model
+from engine.recipes import DEFAULT_MODEL_TYPE, MixtureFit, TrainConfig, get_recipe_class, load_recipe_config
 from engine.recipes.mixture import best_weighting, mixture_of, score_weightings, weight_grid
-from engine.training import WeightAverage, teacher_forced, teacher_forced_with_classes, unrolled_loss
+from engine.training import LogProbs, WeightAverage, training_losses, unrolled_loss
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -63,7 +63,8 @@ def load_checkpoint(path: Path, model, optimizer, config: dict, average: WeightA
     saved = json.loads(ckpt["config"])
     def training_data(d):  # evaluation sizes do not change what was trained
         return {k: v for k, v in d.items() if k not in EVAL_ONLY_KEYS}
-    if saved["model"] != config["model"] or training_data(saved["data"]) != training_data(config["data"]):
+    same_model = saved.get("model_type", DEFAULT_MODEL_TYPE) == config["model_type"] and saved["model"] == config["model"]
+    if not same_model or training_data(saved["data"]) != training_data(config["data"]):
         raise SystemExit(f"error: {path} was written for a different model/data config; pass --fresh to start over.")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -93,10 +94,7 @@ def run_mixture(config: dict, argv: list[str]) -> int:
     try:
         if config["task"] != "mnist":
             raise ValueError(f"mixture recipes are for the mnist task (pixel accuracy on held-out images), not {config['task']!r}.")
-        members = [load_pretrained(folder, device) for folder in fit.members]
-        for folder, m in zip(fit.members, members):
-            if isinstance(m, Mixture):
-                raise ValueError(f"mixture member {folder} is itself a mixture; list its members instead.")
+        members = [load_pretrained(folder, device) for folder in fit.members]  # a mixture among them: mixture_of refuses it
         recipe = get_recipe_class(config["task"])(config["data"], members[0].config)
         for folder, m in zip(fit.members, members):
             if m.data_config != recipe.data_config():
@@ -105,7 +103,7 @@ def run_mixture(config: dict, argv: list[str]) -> int:
         levels, labels = recipe.split("val")
         grid = weight_grid(len(members), fit.weight_step)
         bar = tqdm(total=levels.shape[0], desc=f"{config['name']}: scoring {len(grid)} weightings on validation", dynamic_ncols=True)
-        rows = score_weightings(members, levels, labels, grid, recipe.data_config()["start_value"], config["data"].get("eval_batch_images", 50),
+        rows = score_weightings(members, levels, labels, grid, config["data"].get("eval_batch_images", 50),
                                 progress=lambda done: bar.update(done - bar.n))
         bar.close()
         best = best_weighting(rows)
@@ -143,9 +141,12 @@ def main(argv=None) -> int:
                 raise ValueError("a mixture recipe trains nothing: --export-only and --time-budget do not apply.")
             return run_mixture(config, list(argv if argv is not None else sys.argv[1:]))
         cfg = TrainConfig(**config["train"])
-        model = build_model("wavenet", config["model"])
+        model = build_model(config["model_type"], config["model"])
         recipe = get_recipe_class(config["task"])(config["data"], model.config)
-        if cfg.class_weight < 0 or cfg.class_weight > 0 and not model.config.cond_channels:
+        if cfg.unroll_weight > 0 and not model.soft_inputs:
+            raise ValueError(f"train.unroll_weight > 0 needs a model that takes soft inputs (the n-step loss feeds back "
+                             f"relaxed samples); {model.family_name or config['model_type']} does not. Set train.unroll_weight=0.")
+        if cfg.class_weight < 0 or cfg.class_weight > 0 and not model.num_classes:
             raise ValueError("train.class_weight must be >= 0, and > 0 only for a class-conditional model (model.cond_channels > 0).")
         if cfg.class_temperature <= 0:
             raise ValueError(f"train.class_temperature must be > 0, got {cfg.class_temperature}.")
@@ -177,7 +178,7 @@ def main(argv=None) -> int:
         torch.backends.cudnn.allow_tf32 = True
     device_label = f"{device} ({torch.cuda.get_device_name()})" if device == "cuda" else device
     torch.manual_seed(cfg.seed)
-    model = build_model("wavenet", config["model"]).to(device)  # same init on every rank
+    model = build_model(config["model_type"], config["model"]).to(device)  # same init on every rank
     positional = [p for name, p in model.named_parameters() if name.startswith("position.")]
     groups = [{"params": [p for name, p in model.named_parameters() if not name.startswith("position.")], "lr_scale": 1.0}]
     if positional:
@@ -214,20 +215,23 @@ def main(argv=None) -> int:
             print(f"resuming {config['name']} from step {step}", file=sys.stderr)
     elif cfg.init_from:
         try:
-            start_from = load_pretrained(cfg.init_from)
+            start_from = load_pretrained(cfg.init_from, model_type=config["model_type"])
         except (OSError, ValueError) as e:
             print(f"error: train.init_from: {e}", file=sys.stderr)
             return 2
-        if not can_start_from(start_from.config, model.config):
-            print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's 'model' "
-                  "(dropout may differ, and a position_grid may be added).", file=sys.stderr)
+        if not type(model).can_start_from(start_from.config, model.config):
+            print(f"error: train.init_from={cfg.init_from} has a different model config; it must equal this recipe's "
+                  "'model_type' and 'model' (up to what its family allows to differ, e.g. dropout).", file=sys.stderr)
             return 2
         missing, unexpected = model.load_state_dict(start_from.state_dict(), strict=False)
         if unexpected or any(not k.startswith("position.") for k in missing):
             raise RuntimeError(f"init_from weights do not fit: missing {missing}, unexpected {unexpected}")
         if average is not None:
             average.restart(model)  # the average starts from the loaded weights
-    train_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    # DDP wraps forward(): a soft-inputs model's fast path is its forward, any other family's is log_probs
+    train_forward = None
+    if distributed:
+        train_forward = torch.nn.parallel.DistributedDataParallel(model if model.soft_inputs else LogProbs(model))
 
     writer = None
     if rank == 0:
@@ -256,20 +260,16 @@ def main(argv=None) -> int:
                 if step == budget_from + 40:
                     tqdm.write(f"time budget {args.time_budget:.0f} s at {rate * 1000:.0f} ms/step: training {cfg.steps} steps")
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7919 + rank)
-        seq, cond = recipe.batch(step, rank, cfg.batch_size, g)
-        seq, cond = seq.to(device), None if cond is None else cond.to(device)
+        levels, cond = recipe.batch(step, rank, cfg.batch_size, g)
+        levels, cond = levels.to(device), None if cond is None else cond.to(device)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg) * group.get("lr_scale", 1.0)  # a checkpoint from before lr_scale has none
-        loss_cls = None
-        if cfg.class_weight > 0:
-            loss_tf, loss_cls, logits, inputs = teacher_forced_with_classes(model, seq, cond, cfg.class_images, forward=train_model,
-                                                                            temperature=cfg.class_temperature)
-            loss = loss_tf + cfg.class_weight * loss_cls
-        else:
-            loss_tf, logits, inputs = teacher_forced(model, seq, cond, forward=train_model)
-            loss = loss_tf
+        loss_tf, loss_cls, cache = training_losses(model, levels, cond, cfg.class_images if cfg.class_weight > 0 else 0,
+                                                   cfg.class_temperature, forward=train_forward)
+        loss = loss_tf if loss_cls is None else loss_tf + cfg.class_weight * loss_cls
         loss_un = None
-        if cfg.unroll_weight > 0:
+        if cfg.unroll_weight > 0:  # a soft-inputs model (checked above): its fast path's cache
+            seq, logits, inputs = cache
             origins = torch.randint(0, seq.shape[1] - 1 - cfg.unroll_horizon, (cfg.unroll_origins,), generator=g).to(device)
             loss_un = unrolled_loss(model, seq, cond, logits, inputs, origins, cfg.unroll_horizon, cfg.gumbel_tau, generator=g if device == "cpu" else None)
             loss = loss + cfg.unroll_weight * loss_un

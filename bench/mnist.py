@@ -1,4 +1,5 @@
-"""Test-set quality and CPU latency of the shipped MNIST WaveNets (pretrained/wavenet-mnist*).
+"""Test-set quality and CPU latency of the shipped MNIST models of every family (each folder in pretrained/
+whose config.json says task "mnist"), through the model interface only.
 
     python bench/mnist.py [--data-dir ../shared/data/mnist] [--limit N] [--threads 1] [--models DIR ...]
                           [--split test|val] [--device cpu|cuda] [--latency-only]
@@ -27,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_meta  # noqa: E402
-from engine.checkpoint import load_pretrained  # noqa: E402
+from engine.checkpoint import load_pretrained, read_config  # noqa: E402
 from engine.data.mnist import VAL_SIZE, load_gallery, load_split  # noqa: E402
 from engine.image_tasks import class_posterior_by_prefix, complete, sample_images  # noqa: E402
 from engine.recipes.mnist import evaluate_mnist, to_sequences  # noqa: E402
@@ -68,11 +69,23 @@ def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None,
     if images is None:
         metrics = dict(model.metrics)
     else:
-        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels,
-                                 start_value=int(dc.get("start_value", 0)))
+        metrics = evaluate_mnist(model, to_sequences(images, Q, int(dc.get("threshold", 127))), labels)
     eval_s = time.perf_counter() - started
-    return {"quantization": dc.get("quantization", {}), "metrics": metrics, "latency": cpu_latency(model) if latency else {},
+    return {"family": model.family_name, "parameters": sum(p.numel() for p in model.parameters()),
+            "quantization": dc.get("quantization", {}), "metrics": metrics, "latency": cpu_latency(model) if latency else {},
             "evaluation_s": eval_s, "receptive_field": model.receptive_field}
+
+
+def mnist_folders(root: Path) -> list[Path]:
+    """The model folders under root whose config.json says task "mnist", any family."""
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        try:
+            if read_config(folder).get("data", {}).get("task") == "mnist":
+                found.append(folder)
+        except ValueError:  # not a model folder
+            continue
+    return found
 
 
 def main(argv=None) -> int:
@@ -85,7 +98,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: quality figures on the GPU (float32, no TF32), no latencies")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--models", nargs="*", help="model folders (default: pretrained/wavenet-mnist*)")
+    parser.add_argument("--models", nargs="*", help="model folders (default: every MNIST model in pretrained/)")
     parser.add_argument("--out", help="JSON to write (default: bench/results/mnist.json, or mnist-val.json for --split val, "
                                       "so a validation run never overwrites the test figures)")
     parser.add_argument("--latency-only", action="store_true",
@@ -101,9 +114,9 @@ def main(argv=None) -> int:
             return 2
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    folders = [Path(m) for m in args.models] if args.models else sorted((ROOT / "pretrained").glob("wavenet-mnist*"))
+    folders = [Path(m) for m in args.models] if args.models else mnist_folders(ROOT / "pretrained")
     if not folders:
-        print("No MNIST models found (pretrained/wavenet-mnist*); train one with train.py or pass --models.", file=sys.stderr)
+        print("No MNIST models found in pretrained/; train one with train.py or pass --models.", file=sys.stderr)
         return 1
     names = [f.name for f in folders]
     twins = sorted({n for n in names if names.count(n) > 1})
@@ -128,7 +141,8 @@ def main(argv=None) -> int:
             print(f"{folder.name}: evaluated {len(labels)} images in {results[folder.name]['evaluation_s']:.0f} s", file=sys.stderr)
 
     names = list(results)
-    rows = [("quantization levels Q", lambda r: str(r["quantization"].get("levels", "?")))]
+    rows = [("family", lambda r: r["family"]), ("parameters", lambda r: f"{r['parameters']:,}"),
+            ("quantization levels Q", lambda r: str(r["quantization"].get("levels", "?")))]
     for key in next(iter(results.values()))["metrics"]:
         rows.append((key, lambda r, key=key: f"{r['metrics'].get(key, float('nan')):.4f}"))
     for key in next(iter(results.values()))["latency"]:

@@ -1,6 +1,7 @@
-"""Autoregressive models you can touch: WaveNet (van den Oord et al. 2016) with fast queue
-generation (Paine et al. 2016), n-step unrolled training, Fourier and MNIST tasks, and mixtures of
-such models (an ensemble that averages their next-value probabilities).
+"""Autoregressive models you can touch, every family behind one interface (engine/models/base.py:
+teacher-forced log-probs, a per-call generation state, declared capabilities): WaveNet (van den Oord
+et al. 2016) with fast queue generation (Paine et al. 2016) and n-step unrolled training, mixtures of
+models (an ensemble that averages their next-value probabilities), and the Fourier and MNIST tasks.
 
 Tensor sizes use one vocabulary throughout:
     B batch, T time, C channels, Q quantization levels, R receptive field,

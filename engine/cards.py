@@ -7,8 +7,8 @@ import json
 import shlex
 from pathlib import Path
 
-from engine.models import build_model
-from engine.recipes import TrainConfig
+from engine.models import build_model, describe_model_type
+from engine.recipes import DEFAULT_MODEL_TYPE, TrainConfig
 
 METRIC_NOTES = {
     "teacher_forced_accuracy": "next value predicted exactly (argmax = true level), given the true past",
@@ -58,19 +58,25 @@ Measured by `train.py` {when} (`recipe.evaluate(model, "test")`).
 
 def write_card(export: Path, config: dict, recipe, metrics: dict, command: str, train_seconds: float | None, device: str) -> None:
     model_cfg = config["model"]
+    model_type = config.get("model_type", DEFAULT_MODEL_TYPE)
+    model = build_model(model_type, model_cfg)
+    family, _ = describe_model_type(model_type)
+    family = f"{family} ({model.family_paper})" if model.family_paper else family
+    parameters = sum(p.numel() for p in model.parameters())
+    note = model.architecture_note()
     steps = config["train"].get("steps", TrainConfig.steps)
     took = f" in {train_seconds / 60:.0f} min" if train_seconds else ""
     ema = config["train"].get("ema_decay", 0.0)
     averaged = (f" The weights shipped (and measured below) are an exponential moving average of the training weights, decay {ema}."
                 if ema else "")
     arch = ", ".join(f"{k}={json.dumps(v)}" for k, v in model_cfg.items())
-    dropped = (f" Dropout {model_cfg['dropout']} on every layer's gated output was applied in training only; the model runs without it."
+    dropped = (f" Dropout {model_cfg['dropout']} was applied in training only; the model runs without it."
                if model_cfg.get("dropout") else "")
     kind = (f"conditional on {model_cfg['cond_channels']} classes ({', '.join(recipe.data_config().get('conditions', []))})"
             if model_cfg.get("cond_channels") else "unconditional")
     text = f"""# {config['name']}
 
-WaveNet (van den Oord et al. 2016), {kind}, trained by `train.py` from `configs/{config['name']}.json`.
+{family}, {kind}, trained by `train.py` from `configs/{config['name']}.json`.
 
 ## How it was made
 
@@ -86,7 +92,7 @@ WaveNet (van den Oord et al. 2016), {kind}, trained by `train.py` from `configs/
 
 ## Architecture
 
-`{arch}`; receptive field R = {build_model('wavenet', model_cfg).receptive_field}.{dropped}
+`model_type="{model_type}"`, `{arch}`; {parameters:,} parameters{"; " + note if note else ""}.{dropped}
 
 {config.get('notes', '')}
 
@@ -103,14 +109,15 @@ def write_mixture_card(export: Path, config: dict, recipe, metrics: dict, comman
     listed = "\n".join(f"- `{folder}` (weight {w:g}): {m.metrics.get('pixel_accuracy', float('nan')):.4f} test pixel accuracy, "
                        f"{m.metrics.get('nll_nats_per_image', float('nan')):.2f} nats NLL on its own"
                        for folder, w, m in zip(folders, best["weights"], members))
+    families = sorted({f"{m.family_name} ({m.family_paper})" if m.family_paper else m.family_name for m in members})
     n_val = config["data"].get("eval_val_images")
     val = f"the first {n_val:,} images of the validation split" if n_val else "all the validation images"
     text = f"""# {config['name']}
 
-A mixture of {len(members)} WaveNets (van den Oord et al. 2016), made by `train.py` from `configs/{config['name']}.json`: at
+A mixture of {len(members)} models ({", ".join(families)}), made by `train.py` from `configs/{config['name']}.json`: at
 every pixel it predicts p(x_t | x_<t, y) = sum_m w_m p_m(x_t | x_<t, y), the weighted mean of its members' next-pixel
 probabilities. Each mixed prediction is a distribution, so the product over pixels is a normalized model of the image:
-likelihoods, Bayes-rule classification, sampling and completion work on it as on one WaveNet, at the cost of running
+likelihoods, Bayes-rule classification, sampling and completion work on it as on one of them, at the cost of running
 every member. The members' parameters are stored in this folder's model.safetensors; it does not need their folders.
 
 ## How it was made

@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from engine.models import build_model, model_type_of
+from engine.models import MODEL_REGISTRY, build_model, describe_model_type, model_type_of
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -67,13 +67,31 @@ def read_config(directory) -> dict:
     return config
 
 
-def load_pretrained(directory, device: str | torch.device = "cpu"):
+def _build(directory: Path, config: dict, model_type: str | None):
+    """The model config.json names, refusing clearly one of another family than `model_type` asks for,
+    and a `model` section that does not fit the family config.json names."""
+    saved = config["model_type"]
+    if saved not in MODEL_REGISTRY:
+        raise ValueError(f"Unknown model type {saved!r} in {directory / CONFIG_NAME}; known types: {sorted(MODEL_REGISTRY)}.")
+    if model_type is not None and model_type != saved:
+        describe_model_type(model_type)  # an unknown name gets the list of known ones
+        raise ValueError(f"{directory} holds a {describe_model_type(saved)[0]} ({saved!r}), not a "
+                         f"{describe_model_type(model_type)[0]} ({model_type!r}); pick a {model_type!r} model folder.")
+    try:
+        return build_model(saved, config["model"])
+    except ValueError as e:
+        raise ValueError(f"{directory}/{CONFIG_NAME}: its 'model' section is not a valid {describe_model_type(saved)[0]} "
+                         f"({saved!r}) config: {e}") from None
+
+
+def load_pretrained(directory, device: str | torch.device = "cpu", model_type: str | None = None):
     """Build the model named by directory/config.json, load its safetensors weights strictly and return
-    it in eval() mode. The config's `data` and `metrics` sections ride along as `model.data_config`
-    and `model.metrics` (read-only metadata; no generation state is kept on the model)."""
+    it in eval() mode; with `model_type`, refuse a folder of any other family. The config's `data` and
+    `metrics` sections ride along as `model.data_config` and `model.metrics` (read-only metadata; no
+    generation state is kept on the model)."""
     directory = Path(directory)
     config = read_config(directory)
-    model = build_model(config["model_type"], config["model"])
+    model = _build(directory, config, model_type)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise ValueError(f"{directory} has no {WEIGHTS_NAME}.")

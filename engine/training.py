@@ -1,4 +1,6 @@
-"""Training objectives for WaveNet: teacher-forced cross-entropy plus the n-step unrolled loss of
+"""Training objectives. For every family: the teacher-forced negative log-likelihood through the
+family interface (`model.log_probs`, engine/models/base.py). For families with soft inputs (WaveNet),
+the same loss on their own fast path, plus the n-step unrolled loss of
 cheind/autoregressive, where from O rolling origins the model feeds back its own Gumbel-softmax
 samples (Jang et al. 2017) for H steps so gradients flow through them. The origins are batched into
 the batch dimension and unrolled with the fast generator's one-column step (Paine et al. 2016),
@@ -16,25 +18,78 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+import torch.nn as nn
+
 from engine.encoding import dequantize, one_hot
-from engine.generation import FastState
-from engine.models.wavenet import WaveNet
+from engine.models.base import AutoregressiveModel
 from engine.sampling import gumbel_noise, gumbel_softmax
+
+
+
+class LogProbs(nn.Module):
+    """A model's `log_probs` as a module's forward: DistributedDataParallel wraps forward() only."""
+
+    def __init__(self, model: AutoregressiveModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.log_probs(levels, cond)
+
+
+def _class_rows(levels: torch.Tensor, cond: torch.Tensor, class_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch plus its first `class_rows` rows once per class (rows b-major: b * K + k) and their conditions."""
+    B, K = cond.shape
+    if not 1 <= class_rows <= B:
+        raise ValueError(f"class_rows must lie in 1..{B}, got {class_rows}.")
+    extra = levels[:class_rows].repeat_interleave(K, dim=0)
+    extra_cond = torch.eye(K, dtype=cond.dtype, device=cond.device).repeat(class_rows, 1)
+    return torch.cat([levels, extra]), torch.cat([cond, extra_cond])
+
+
+def _bayes_loss(ll: torch.Tensor, cond: torch.Tensor, class_rows: int, temperature: float) -> torch.Tensor:
+    """log p(x | y=k) (class_rows * K,) rows b-major -> cross-entropy of softmax_k(log p(x | k) / T) against the true class."""
+    K = cond.shape[1]
+    return F.cross_entropy(ll.view(class_rows, K) / temperature, cond[:class_rows].argmax(dim=1))
+
+
+def training_losses(model: AutoregressiveModel, levels: torch.Tensor, cond: torch.Tensor | None = None, class_rows: int = 0,
+                    temperature: float = 1.0, forward=None):
+    """The teacher-forced loss of a batch of level sequences (B, N) (mean NLL per predicted value) and,
+    with class_rows > 0, the Bayes-rule classification loss of its first class_rows sequences, all in one
+    forward. -> (loss, class loss or None, cache): for a family with soft inputs the cache is
+    (its input sequence, logits, layer inputs) of its own fast path, which `unrolled_loss` reuses; for any
+    other family the loss goes through `log_probs` and the cache is None. `forward`: what runs the model
+    (e.g. a DistributedDataParallel wrapper of the model, or of LogProbs(model) for other families)."""
+    if model.soft_inputs:
+        seq = model.input_sequence(levels)
+        if class_rows:
+            loss, loss_cls, logits, inputs = teacher_forced_with_classes(model, seq, cond, class_rows, forward, temperature)
+        else:
+            (loss, logits, inputs), loss_cls = teacher_forced(model, seq, cond, forward), None
+        return loss, loss_cls, (seq, logits, inputs)
+    B = levels.shape[0]
+    rows, row_cond = (levels, cond) if not class_rows else _class_rows(levels, cond, class_rows)
+    log_probs = (forward or model.log_probs)(rows, row_cond)  # (rows, N, Q)
+    ll = log_probs.gather(-1, rows.long().unsqueeze(-1)).squeeze(-1)  # (rows, N)
+    loss = -ll[:B].mean()
+    loss_cls = _bayes_loss(ll[B:].sum(dim=1), cond, class_rows, temperature) if class_rows else None
+    return loss, loss_cls, None
 
 
 def logits_dtype(model) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
-def teacher_forced(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor | None = None, forward=None):
-    """seq (B, T) levels -> (mean CE loss, logits (B, Q, T-1), layer inputs); column t predicts seq[:, t+1].
-    `forward` runs the model (e.g. its DistributedDataParallel wrapper); default: the model itself."""
+def teacher_forced(model: AutoregressiveModel, seq: torch.Tensor, cond: torch.Tensor | None = None, forward=None):
+    """A soft-inputs model's fast path: its input sequence seq (B, T) (`model.input_sequence`) -> (mean CE
+    loss, logits (B, Q, T-1), layer inputs); column t predicts seq[:, t+1]. `forward` runs the model (e.g. its DistributedDataParallel wrapper); default: the model itself."""
     Q = model.config.quantization_levels
     logits, inputs = (forward or model)(one_hot(seq[:, :-1], Q, logits_dtype(model)), cond, return_layer_inputs=True)
     return F.cross_entropy(logits, seq[:, 1:]), logits, inputs
 
 
-def teacher_forced_with_classes(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor, class_rows: int, forward=None,
+def teacher_forced_with_classes(model: AutoregressiveModel, seq: torch.Tensor, cond: torch.Tensor, class_rows: int, forward=None,
                                 temperature: float = 1.0):
     """Teacher-forced CE on (seq, cond) as `teacher_forced`, plus the Bayes-rule classification loss of
     the first `class_rows` sequences, all in ONE forward: those sequences are appended once per class.
@@ -43,18 +98,13 @@ def teacher_forced_with_classes(model: WaveNet, seq: torch.Tensor, cond: torch.T
     softmax_k(log p(x | k) / T) instead: the classifier's decision is the same, but training images the
     model already classifies right by a margin of a few nats still give a gradient (a smooth margin loss),
     where at T = 1 their loss is ~exp(-margin) and vanishes."""
-    B, K = cond.shape
-    if not 1 <= class_rows <= B:
-        raise ValueError(f"class_rows must lie in 1..{B}, got {class_rows}.")
+    B = seq.shape[0]
     Q = model.config.quantization_levels
-    extra = seq[:class_rows].repeat_interleave(K, dim=0)  # rows b-major: row = b * K + k
-    all_seq = torch.cat([seq, extra])
-    all_cond = torch.cat([cond, torch.eye(K, dtype=cond.dtype, device=cond.device).repeat(class_rows, 1)])
+    all_seq, all_cond = _class_rows(seq, cond, class_rows)
     logits, inputs = (forward or model)(one_hot(all_seq[:, :-1], Q, logits_dtype(model)), all_cond, return_layer_inputs=True)
     loss_tf = F.cross_entropy(logits[:B], seq[:, 1:])
-    ll = -F.cross_entropy(logits[B:], extra[:, 1:], reduction="none").sum(dim=1).view(class_rows, K)  # log p(x | y=k)
-    loss_cls = F.cross_entropy(ll / temperature, cond[:class_rows].argmax(dim=1))
-    return loss_tf, loss_cls, logits[:B], [x[:B] for x in inputs]
+    ll = -F.cross_entropy(logits[B:], all_seq[B:, 1:], reduction="none").sum(dim=1)  # log p(x | y=k)
+    return loss_tf, _bayes_loss(ll, cond, class_rows, temperature), logits[:B], [x[:B] for x in inputs]
 
 
 def origin_targets(seq: torch.Tensor, origins: torch.Tensor, horizon: int) -> torch.Tensor:
@@ -69,7 +119,7 @@ def check_origins(origins: torch.Tensor, horizon: int, length: int) -> None:
 
 
 def unrolled_loss(
-    model: WaveNet,
+    model: AutoregressiveModel,
     seq: torch.Tensor,
     cond: torch.Tensor | None,
     logits: torch.Tensor,
@@ -84,7 +134,7 @@ def unrolled_loss(
     pass). Step 1 uses the teacher-forced logits at o; steps 2..H feed back hard straight-through
     Gumbel-softmax samples. noise (B*O, H-1, Q) fixes the Gumbel draws."""
     check_origins(origins, horizon, seq.shape[1])
-    state = FastState.from_forward(model, inputs, logits, cond, origins, steps=horizon - 1)
+    state = model.unroll_state(inputs, logits, cond, origins, steps=horizon - 1)
     targets = origin_targets(seq, origins, horizon)
     if noise is None:
         noise = gumbel_noise((targets.shape[0], horizon - 1, logits.shape[1]), generator, seq.device)
@@ -96,22 +146,23 @@ def unrolled_loss(
 
 
 @torch.no_grad()
-def greedy_rollouts(model: WaveNet, seq: torch.Tensor, cond: torch.Tensor | None, origins: torch.Tensor, horizon: int,
-                    forward: tuple[torch.Tensor, list[torch.Tensor]] | None = None) -> torch.Tensor:
-    """Greedy H-step forecasts from every origin: -> (B*O, H) levels (rows b-major). `forward` passes the
-    teacher-forced (logits, layer inputs) of seq when the caller already has them."""
-    Q = model.config.quantization_levels
-    logits, inputs = forward if forward is not None else teacher_forced(model, seq, cond)[1:]
-    state = FastState.from_forward(model, inputs, logits, cond, origins)
-    preds = [state.logits.argmax(-1)]
-    for _ in range(horizon - 1):
-        preds.append(state.step(F.one_hot(preds[-1], Q).to(logits.dtype)).argmax(-1))
-    return torch.stack(preds, dim=1)
+def greedy_rollouts(model: AutoregressiveModel, seq: torch.Tensor, cond: torch.Tensor | None, origins: torch.Tensor,
+                    horizon: int) -> torch.Tensor:
+    """Greedy H-step forecasts from every origin o (having seen seq[:, :o+1]), through the model's own
+    generation state (`model.start`): -> (B*O, H) levels, rows b-major."""
+    preds = []
+    for o in origins.tolist():
+        state = model.start(seq[:, :o + 1], cond)
+        steps = [state.log_probs.argmax(-1)]
+        for _ in range(horizon - 1):
+            steps.append(state.step(steps[-1]).argmax(-1))
+        preds.append(torch.stack(steps, dim=1))  # (B, H)
+    return torch.stack(preds, dim=1).reshape(-1, horizon)
 
 
 @torch.no_grad()
 def evaluate_series(
-    model: WaveNet,
+    model: AutoregressiveModel,
     seq: torch.Tensor,
     cond: torch.Tensor | None,
     low: float,
@@ -121,27 +172,28 @@ def evaluate_series(
     mae_horizons: tuple[int, ...] = (1, 8, 32, 128),
     batch_size: int = 64,
 ) -> dict[str, float]:
-    """Teacher-forced next-value accuracy, greedy rolling-origin accuracy over `accuracy_horizon` steps
-    and forecast mean absolute error (in signal units) at several horizons; origins evenly spaced
-    after the first R samples."""
+    """Teacher-forced next-value accuracy (every value but the first, which has no past), greedy
+    rolling-origin accuracy over `accuracy_horizon` steps and forecast mean absolute error (in signal
+    units) at several horizons; origins evenly spaced after the first R samples (the model's receptive
+    field, 0 for a model that sees its whole past). Any family, through the model interface."""
     model.eval()
     Q = model.config.quantization_levels
     T = seq.shape[1]
     mae_horizons = tuple(h for h in mae_horizons if h <= (T - 2) // 2) or (1,)
     accuracy_horizon = min(accuracy_horizon, (T - 2) // 2)
     H = max(accuracy_horizon, *mae_horizons)
-    first = max(0, min(model.receptive_field, T - 2 - H))
+    first = max(0, min(model.receptive_field or 0, T - 2 - H))
     origins = torch.linspace(first, T - 2 - H, num_origins).long().to(seq.device)
     correct = count = 0
     ro_hits = []
     abs_err = {h: [] for h in mae_horizons}
     for start in range(0, seq.shape[0], batch_size):
-        s = seq[start:start + batch_size]
+        s = seq[start:start + batch_size].long()
         c = None if cond is None else cond[start:start + batch_size]
-        _, logits, inputs = teacher_forced(model, s, c)
-        correct += (logits.argmax(1) == s[:, 1:]).sum().item()
+        log_probs = model.log_probs(s, c)  # (B, T, Q)
+        correct += (log_probs[:, 1:].argmax(-1) == s[:, 1:]).sum().item()
         count += s[:, 1:].numel()
-        preds = greedy_rollouts(model, s, c, origins, H, forward=(logits, inputs))  # one forward serves both
+        preds = greedy_rollouts(model, s, c, origins, H)
         targets = origin_targets(s, origins, H)
         ro_hits.append((preds[:, :accuracy_horizon] == targets[:, :accuracy_horizon]).float().flatten())
         for h in mae_horizons:

@@ -19,6 +19,17 @@ def tiny_wavenet(Q: int, K: int, H: int, W: int) -> WaveNet:
     return model.eval()
 
 
+def tiny_mixture(Q: int, K: int, H: int, W: int):
+    """Two tiny WaveNets of different widths and receptive fields, weighted 0.6 / 0.4."""
+    from engine.recipes.mixture import mixture_of
+
+    torch.manual_seed(1)
+    other = WaveNet(WaveNetConfig(quantization_levels=Q, residual_channels=4, skip_channels=6, head_channels=6,
+                                  dilations=[1, 1, 2], cond_channels=K))
+    return mixture_of([tiny_wavenet(Q, K, H, W), other], [0.6, 0.4])
+
+
 TINY = {
     "wavenet": tiny_wavenet,
+    "mixture": tiny_mixture,
 }

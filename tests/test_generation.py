@@ -1,19 +1,26 @@
+"""WaveNet's fast generation (engine/models/wavenet_fast.py) against the naive generator and the full
+forward. The models here read windows without a start token (start_value=None, as the Fourier
+forecasters do), so a prefix is the input sequence itself: column t of the full forward predicts t+1."""
+
 import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+import engine.models.wavenet_fast as wavenet_fast
 from engine.encoding import one_hot
 from engine.generation import generate_fast, generate_naive
 from engine.models.wavenet import WaveNet, WaveNetConfig
+from engine.models.wavenet_fast import FastState
 from engine.sampling import greedy, temperature_sampler
 
 
-def make(cond=0, kernel=2, input_kernel=3, dilations=(1, 2, 4, 8, 1, 2), seed=0, grid=()):
+def make(cond=0, kernel=2, input_kernel=3, dilations=(1, 2, 4, 8, 1, 2), seed=0, grid=(), start=None):
     torch.manual_seed(seed)
     cfg = WaveNetConfig(quantization_levels=7, residual_channels=8, skip_channels=16, head_channels=12,
                         dilations=list(dilations), kernel_size=kernel, input_kernel_size=input_kernel, cond_channels=cond,
-                        position_grid=list(grid))
+                        position_grid=list(grid), start_value=start)
     model = WaveNet(cfg).eval()
     for table in model.position:  # trained-looking position biases, not the zero start
         torch.nn.init.normal_(table)
@@ -41,7 +48,7 @@ def test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channel
         ns, nl = rollout(generate_naive, model, prefix, greedy, cond, 60)
         torch.testing.assert_close(fl, nl, rtol=1e-4, atol=1e-5)
         assert torch.equal(fs, ns)
-        full = model(one_hot(torch.cat([prefix, fs], 1), 7), cond)  # (B, Q, T0 + 60)
+        full = F.log_softmax(model(one_hot(torch.cat([prefix, fs], 1), 7), cond), dim=1)  # (B, Q, T0 + 60)
         torch.testing.assert_close(fl, full[:, :, T0 - 1: T0 - 1 + 60].transpose(1, 2), rtol=1e-4, atol=1e-5)
 
 
@@ -51,8 +58,7 @@ def test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channel
 def test_fast_with_level_inputs_equals_naive_and_full_forward(cond_channels, kernel, input_kernel, grid, monkeypatch):
     """generate_fast feeds levels through an embedding_bag input layer (FastState.use_levels) when Q x
     input kernel is large (Fourier); forced here on the small model, it matches as the one-hot path does."""
-    import engine.generation
-    monkeypatch.setattr(engine.generation, "USE_LEVELS_MIN", 0)
+    monkeypatch.setattr(wavenet_fast, "USE_LEVELS_MIN", 0)
     test_fast_equals_naive_equals_full_forward_over_60_greedy_steps(cond_channels, kernel, input_kernel, grid)
     model = make(cond_channels, kernel, input_kernel, grid=grid)
     cond = torch.eye(3)[[2, 0]] if cond_channels else None
@@ -63,7 +69,6 @@ def test_fast_with_level_inputs_equals_naive_and_full_forward(cond_channels, ker
 
 
 def test_use_levels_refuses_soft_inputs():
-    from engine.generation import FastState
     model = make()
     x = torch.softmax(torch.randn(2, 7, 12), dim=1)  # soft columns, as in n-step training
     logits, inputs = model(x, None, return_layer_inputs=True)
@@ -75,7 +80,7 @@ def test_fast_matches_full_forward_for_every_prefix_length():
     model = make(cond=2)
     seq = torch.randint(0, 7, (2, 40), generator=torch.Generator().manual_seed(3))
     cond = torch.eye(2)
-    full = model(one_hot(seq, 7), cond)
+    full = F.log_softmax(model(one_hot(seq, 7), cond), dim=1)
     for T0 in range(1, 40):
         step = next(generate_fast(model, seq[:, :T0], greedy, cond))
         torch.testing.assert_close(step.logits, full[:, :, T0 - 1], rtol=1e-4, atol=1e-5)
@@ -84,9 +89,7 @@ def test_fast_matches_full_forward_for_every_prefix_length():
 def test_packed_head_without_autograd_equals_the_addmm_head_used_with_autograd(monkeypatch):
     """FastState runs the skip/head projections as packed oneDNN linears when no gradient is needed
     (CPU generation) and as addmm otherwise (n-step training): both give the same logits."""
-    import engine.generation
-    from engine.generation import FastState
-    monkeypatch.setattr(engine.generation, "PACK_MIN_WEIGHTS", 0)  # pack even this tiny model's head
+    monkeypatch.setattr(wavenet_fast, "PACK_MIN_WEIGHTS", 0)  # pack even this tiny model's head
     model = make(cond=3)
     seq = torch.randint(0, 7, (4, 30), generator=torch.Generator().manual_seed(5))
     cond = torch.eye(3)[[0, 1, 2, 0]]
@@ -119,8 +122,6 @@ def test_repeated_rows_are_primed_once_per_distinct_row_and_equal_a_full_priming
     """Completion particles share one drawn prefix but carry different digits: prime() runs its forward on
     the distinct (prefix, condition) rows only and copies their queues; the state, and what it generates,
     equal a priming of every row."""
-    import engine.generation as generation
-
     model = make(cond=3)
     g = torch.Generator().manual_seed(3)
     rows = torch.randint(0, 7, (2, 20), generator=g)
@@ -129,9 +130,9 @@ def test_repeated_rows_are_primed_once_per_distinct_row_and_equal_a_full_priming
     forwarded = []
     real_forward = WaveNet.forward
     monkeypatch.setattr(WaveNet, "forward", lambda self, x, c=None, **kw: forwarded.append(x.shape[0]) or real_forward(self, x, c, **kw))
-    state = generation.prime(model, window, cond)
+    state = wavenet_fast.prime(model, window, cond)
     assert forwarded == [3]
-    full = generation.FastState.from_forward(model, *reversed(real_forward(model, one_hot(window, 7), cond, return_layer_inputs=True)), cond)
+    full = FastState.from_forward(model, *reversed(real_forward(model, one_hot(window, 7), cond, return_layer_inputs=True)), cond)
     torch.testing.assert_close(state.logits, full.logits, rtol=1e-5, atol=1e-6)
     for a, b in zip(state.rings, full.rings):
         for x, y in zip(a, b):
@@ -178,6 +179,31 @@ def test_bad_prefix_is_a_clear_error():
     with pytest.raises(ValueError, match="levels must lie"):
         next(generate_fast(model, torch.full((1, 3), 9), greedy))
     with pytest.raises(ValueError, match="shape"):
-        next(generate_fast(model, torch.zeros(1, 0, dtype=torch.long), greedy))
+        next(generate_fast(model, torch.zeros(1, 2, 3, dtype=torch.long), greedy))
     with pytest.raises(ValueError, match="integer"):
         next(generate_fast(model, torch.zeros(1, 3), greedy))
+
+
+def test_without_a_start_token_the_first_value_is_uniform_and_then_the_queues_prime_from_it():
+    model = make(cond=3)
+    cond = torch.eye(3)[[0, 2]]
+    seq = torch.randint(0, 7, (2, 12), generator=torch.Generator().manual_seed(6))
+    state = model.start(torch.zeros(2, 0, dtype=torch.long), cond)
+    torch.testing.assert_close(state.log_probs, torch.full((2, 7), -torch.log(torch.tensor(7.0)).item()))
+    full = F.log_softmax(model(one_hot(seq, 7), cond), dim=1)
+    for t in range(11):
+        torch.testing.assert_close(state.step(seq[:, t]), full[:, :, t], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("grid", [(), (5, 6)])
+def test_with_a_start_token_the_model_reads_it_before_the_prefix(grid):
+    """The MNIST WaveNets: start(prefix) stands where a forward over [start, prefix] stands, and row t of
+    log_probs is that forward's column t."""
+    model = make(cond=3, grid=grid, start=2)
+    cond = torch.eye(3)[[1, 0]]
+    seq = torch.randint(0, 7, (2, 40), generator=torch.Generator().manual_seed(8))
+    full = F.log_softmax(model(one_hot(torch.cat([torch.full((2, 1), 2), seq], 1), 7), cond), dim=1)
+    torch.testing.assert_close(model.log_probs(seq, cond), full[:, :, :40].transpose(1, 2), rtol=1e-4, atol=1e-5)
+    for T0 in (0, 1, 5, model.receptive_field + 3):
+        state = model.start(seq[:, :T0], cond)
+        torch.testing.assert_close(state.log_probs, full[:, :, T0], rtol=1e-4, atol=1e-5)

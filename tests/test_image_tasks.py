@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.encoding import one_hot
-from engine.generation import FastState
+from engine.models.wavenet_fast import FastState
 from engine.image_tasks import (
     MAX_IMAGES,
     class_posterior,
@@ -36,7 +36,7 @@ def tiny(Q=2, K=10, H=28, W=28, start=0, seed=0, dilations=(1, 2, 4, 8), sharpen
     torch.manual_seed(seed)
     model = WaveNet(WaveNetConfig(quantization_levels=Q, residual_channels=8, skip_channels=16, head_channels=16,
                                   dilations=list(dilations), kernel_size=2, input_kernel_size=3, cond_channels=K,
-                                  position_grid=list(grid))).eval()
+                                  position_grid=list(grid), start_value=start)).eval()
     with torch.no_grad():
         for table in model.position:  # strong position biases, so a wrong column would show
             table.normal_(0.0, 2.0)
@@ -138,7 +138,7 @@ def test_greedy_samples_are_the_argmax_of_a_full_forward(grid):
     model = tiny(Q=4, K=10, start=1, sharpen=3.0, grid=grid)
     images = sample_images(model, [2, 5], n=1, temperature=0)
     x = encode_images(model, images)
-    _, pred = score_levels(model, x, start_value=1)
+    _, pred = score_levels(model, x)
     assert torch.equal(pred[0, 2], x[0]) and torch.equal(pred[1, 5], x[1])
 
 

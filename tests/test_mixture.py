@@ -11,10 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import engine.models.wavenet_fast as wavenet_fast
 import train
 from engine.checkpoint import load_pretrained, save_pretrained
 from engine.encoding import one_hot
-from engine.generation import generate_fast, generate_naive, level_feed, prime
+from engine.generation import generate_fast, generate_naive
 from engine.image_tasks import class_posterior, class_posterior_by_prefix, complete, sample_images
 from engine.models import build_model
 from engine.models.mixture import Mixture
@@ -27,10 +28,11 @@ from test_image_tasks import data_config, digits
 from test_mnist_recipe import write_fixture
 
 
-def member(Q=7, K=3, residual=8, dilations=(1, 2, 4, 8), seed=0):
+def member(Q=7, K=3, residual=8, dilations=(1, 2, 4, 8), seed=0, start=0):
     torch.manual_seed(seed)
     return WaveNet(WaveNetConfig(quantization_levels=Q, residual_channels=residual, skip_channels=16, head_channels=12,
-                                 dilations=list(dilations), kernel_size=2, input_kernel_size=3, cond_channels=K)).eval()
+                                 dilations=list(dilations), kernel_size=2, input_kernel_size=3, cond_channels=K,
+                                 start_value=start)).eval()
 
 
 def make(Q=7, K=3, weights=(0.7, 0.3)):
@@ -52,9 +54,8 @@ def test_conditionals_are_the_weighted_mean_of_the_members_probabilities():
 @pytest.mark.parametrize("use_levels", [False, True])
 @pytest.mark.parametrize("K", [0, 3])
 def test_fast_generation_equals_naive_generation(K, use_levels, monkeypatch):
-    import engine.generation
     if use_levels:  # members read levels through their embedding_bag input (Q=256 does so unforced)
-        monkeypatch.setattr(engine.generation, "USE_LEVELS_MIN", 0)
+        monkeypatch.setattr(wavenet_fast, "USE_LEVELS_MIN", 0)
     model = make(K=K)
     cond = torch.eye(3)[[2, 0]] if K else None
     for T0 in (1, 5, model.receptive_field + 3):
@@ -70,12 +71,12 @@ def test_reordering_a_mixture_state_equals_priming_the_reordered_rows():
     window = torch.randint(0, 7, (3, 12), generator=torch.Generator().manual_seed(2))
     cond = torch.eye(3)
     index = torch.tensor([2, 2, 0])
-    a, b = prime(model, window, cond), prime(model, window[index], cond[index])
+    a, b = model.start(window, cond), model.start(window[index], cond[index])
     a.reorder(index)
-    feed_a, feed_b = level_feed(model, a), level_feed(model, b)
+    torch.testing.assert_close(a.log_probs, b.log_probs, rtol=1e-5, atol=1e-6)
     for level in (1, 4, 6):
         levels = torch.full((3,), level)
-        torch.testing.assert_close(a.step(feed_a(levels)), b.step(feed_b(levels)), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a.step(levels), b.step(levels), rtol=1e-5, atol=1e-6)
 
 
 def test_save_and_load_round_trip_as_one_folder(tmp_path):
@@ -131,10 +132,10 @@ def test_image_tasks_accept_a_mixture():
 def test_weight_grid_and_scoring_pick_what_a_direct_computation_picks():
     assert weight_grid(2, 0.25) == [(0.25, 0.75), (0.5, 0.5), (0.75, 0.25)]
     assert all(abs(sum(w) - 1) < 1e-12 for w in weight_grid(3, 0.1)) and len(weight_grid(3, 0.1)) == 36
-    models = [member(Q=4, K=10, seed=0), member(Q=4, K=10, residual=6, seed=1)]
+    models = [member(Q=4, K=10, seed=0, start=1), member(Q=4, K=10, residual=6, seed=1, start=1)]
     levels = torch.randint(0, 4, (6, 40), generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 3, 9, 3, 1, 2])
-    rows = score_weightings(models, levels, labels, weight_grid(2, 0.25), start_value=1, batch_images=4)
+    rows = score_weightings(models, levels, labels, weight_grid(2, 0.25), batch_images=4)
     for row in rows:  # the mixture model built with these weights scores the same
         mix = mixture_of(models, row["weights"])
         inputs = torch.cat([torch.ones(6, 1, dtype=torch.long), levels[:, :-1]], dim=1)

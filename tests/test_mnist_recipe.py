@@ -43,16 +43,17 @@ def tiny_config(Q=2, K=10):
                          dilations=[1, 2, 4, 8], kernel_size=2, input_kernel_size=3, cond_channels=K)
 
 
-def test_batches_start_with_the_start_token_and_carry_the_digit(tmp_path):
+def test_batches_carry_the_pixels_and_the_digit_and_wavenet_reads_its_start_token_first(tmp_path):
     write_fixture(tmp_path)
     recipe = MNISTRecipe({"data_dir": str(tmp_path), "val_size": 10}, tiny_config(Q=2))
     seq, cond = recipe.batch(0, 0, 6, torch.Generator().manual_seed(0))
-    assert seq.shape == (6, 785) and seq.dtype == torch.long
-    assert (seq[:, 0] == 0).all()
+    assert seq.shape == (6, 784) and seq.dtype == torch.long
     assert set(seq.unique().tolist()) <= {0, 1}
+    inputs = WaveNet(tiny_config(Q=2)).input_sequence(seq)  # the start token belongs to the model
+    assert inputs.shape == (6, 785) and (inputs[:, 0] == 0).all() and torch.equal(inputs[:, 1:], seq)
     levels, labels = recipe.split("train")
     assert levels.shape == (30, 784)
-    rows = [next(i for i in range(30) if torch.equal(levels[i].long(), s[1:])) for s in seq]
+    rows = [next(i for i in range(30) if torch.equal(levels[i].long(), s)) for s in seq]
     assert torch.equal(cond, F.one_hot(labels[rows], 10).float())
     again, _ = recipe.batch(0, 0, 6, torch.Generator().manual_seed(0))
     assert torch.equal(seq, again)

@@ -41,7 +41,7 @@ def test_every_pretrained_model_has_its_recipe(folder):
         assert shipped.member_configs == members
         assert tuple(shipped.weights) in weight_grid(len(members), config["mixture"]["weight_step"])
     else:
-        recipe = build_model("wavenet", config["model"]).config
+        recipe = build_model(config["model_type"], config["model"]).config
         assert replace(recipe, dropout=shipped.dropout) == shipped
     assert f"configs/{folder.name}.json" in (folder / "README.md").read_text()
 
@@ -59,7 +59,7 @@ def test_every_recipe_builds_and_its_init_from_fits(path):
     if "mixture" in config:  # it combines shipped models
         assert all(load_pretrained(ROOT.parent / m).data_config["task"] == config["task"] for m in config["mixture"]["members"])
         return
-    model = build_model("wavenet", config["model"])
+    model = build_model(config["model_type"], config["model"])
     start = config["train"].get("init_from")
     if start:
         assert can_start_from(load_pretrained(ROOT.parent / start).config, model.config)

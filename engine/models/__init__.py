@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import fields
 
 from engine.models.mixture import Mixture, MixtureConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
@@ -12,8 +12,7 @@ MODEL_REGISTRY = {"wavenet": (WaveNet, WaveNetConfig), "mixture": (Mixture, Mixt
 
 def describe_model_type(model_type: str) -> tuple[str, str]:
     """A registry name -> (family name, one line on what the family is), for the app's model picker."""
-    if model_type not in MODEL_REGISTRY:
-        raise ValueError(f"Unknown model type {model_type!r}; known types: {sorted(MODEL_REGISTRY)}.")
+    config_class(model_type)  # checks the name
     cls = MODEL_REGISTRY[model_type][0]
     return cls.family_name, cls.family_summary
 
@@ -28,9 +27,7 @@ def model_type_of(model) -> str:
 
 def build_config(model_type: str, config: dict):
     """The config object of a registry name from a plain dict; unknown names/keys raise ValueError."""
-    if model_type not in MODEL_REGISTRY:
-        raise ValueError(f"Unknown model type {model_type!r}; known types: {sorted(MODEL_REGISTRY)}.")
-    config_cls = MODEL_REGISTRY[model_type][1]
+    config_cls = config_class(model_type)
     if not isinstance(config, dict):
         raise ValueError(f"A {config_cls.__name__} must be a JSON object, got {config!r}.")
     known = {f.name for f in fields(config_cls)}
@@ -49,9 +46,17 @@ def build_model(model_type: str, config: dict):
     return MODEL_REGISTRY[model_type][0](config)
 
 
-def can_start_from(start: WaveNetConfig, config: WaveNetConfig) -> bool:
-    """Whether the weights of a `start` model can start training a `config` model (train.init_from): the
-    two are equal but for dropout (it has no weights) and a position_grid that `config` adds to a start
-    without one (its tables start at zero, so the model starts out computing what `start` computes)."""
-    grid = config.position_grid if not start.position_grid else start.position_grid
-    return replace(start, dropout=config.dropout, position_grid=grid) == config
+def can_start_from(start, config) -> bool:
+    """Whether the weights of a model of config `start` can start training a `config` model
+    (train.init_from): the family of `config` decides (its `can_start_from`)."""
+    for cls, config_cls in MODEL_REGISTRY.values():
+        if type(config) is config_cls:
+            return cls.can_start_from(start, config)
+    raise ValueError(f"{type(config).__name__} is not the config of a registered family.")
+
+
+def config_class(model_type: str):
+    """The config dataclass of a registry name; an unknown name raises ValueError naming the known ones."""
+    if model_type not in MODEL_REGISTRY:
+        raise ValueError(f"Unknown model type {model_type!r}; known types: {sorted(MODEL_REGISTRY)}.")
+    return MODEL_REGISTRY[model_type][1]

@@ -1,16 +1,21 @@
 """WaveNet (van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio"): stacked dilated
 causal convolutions with gated units, residual and skip connections and a global condition.
-Column t of the output predicts x(t+1)."""
+Column t of the convolutions' output predicts the input at t+1; `log_probs` (the family interface,
+engine/models/base.py) feeds a start token first, so its row t is p(x_t | x_<t, y)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from engine.encoding import one_hot
 from engine.layers import GatedLayer
+from engine.models.base import AutoregressiveModel, check_levels
+from engine.models.wavenet_fast import FastState, start_fast
 
 
 @dataclass
@@ -33,6 +38,10 @@ class WaveNetConfig:
     # scanned image gives a WaveNet no other way to know where in a row it is: the first pixel of a
     # stroke and a blank margin look alike to it from the previous ~700 pixels.
     position_grid: list[int] = field(default_factory=list)
+    # The level fed before x_0, so the model predicts x_0 too (row 0 of log_probs; MNIST). None: no start
+    # token; the model reads a window from its first value, as a forecaster trained on crops of longer
+    # signals does, and gives the first value no probability of its own (row 0 of log_probs is uniform).
+    start_value: int | None = 0
 
     def __post_init__(self):
         ints = {
@@ -58,6 +67,10 @@ class WaveNetConfig:
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.position_grid):
             raise ValueError(f"WaveNetConfig.position_grid must be a list of integers >= 1 (e.g. [28, 28]; [] = off), got {self.position_grid!r}.")
         self.position_grid = list(self.position_grid)
+        if self.start_value is not None and (not isinstance(self.start_value, int) or isinstance(self.start_value, bool)
+                                             or not 0 <= self.start_value < self.quantization_levels):
+            raise ValueError(f"WaveNetConfig.start_value must be a level in 0..{self.quantization_levels - 1} or null "
+                             f"(no start token), got {self.start_value!r}.")
 
     @property
     def receptive_field(self) -> int:
@@ -65,9 +78,11 @@ class WaveNetConfig:
         return 1 + (self.input_kernel_size - 1) + sum((self.kernel_size - 1) * d for d in self.dilations)
 
 
-class WaveNet(nn.Module):
+class WaveNet(AutoregressiveModel):
     family_name = "WaveNet"
+    family_paper = "van den Oord et al. 2016"
     family_summary = "dilated causal 1-D convolutions over the pixels in scan order; fast generation keeps a queue per layer"
+    soft_inputs = True  # forward() takes relaxed one-hot columns: the n-step unrolled loss trains it
 
     def __init__(self, config: WaveNetConfig):
         super().__init__()
@@ -117,17 +132,76 @@ class WaveNet(nn.Module):
     def receptive_field(self) -> int:
         return self.config.receptive_field
 
+    def architecture_note(self) -> str:
+        return f"receptive field R = {self.receptive_field}"
+
+    @classmethod
+    def can_start_from(cls, start, config: WaveNetConfig) -> bool:
+        """Whether the weights of a `start` model can start training a `config` model (train.init_from):
+        the two are equal but for dropout (it has no weights) and a position_grid that `config` adds to a
+        start without one (its tables start at zero, so the model starts out computing what `start` does)."""
+        if not isinstance(start, WaveNetConfig):
+            return False
+        grid = config.position_grid if not start.position_grid else start.position_grid
+        return replace(start, dropout=config.dropout, position_grid=grid) == config
+
+    def input_sequence(self, levels: torch.Tensor) -> torch.Tensor:
+        """Levels (B, N) -> the sequence (B, T) whose columns the convolutions read, column t predicting
+        column t+1: the start token and then x_0..x_{N-1} (T = N+1), or the levels alone without one."""
+        s = self.config.start_value
+        if s is None:
+            return levels.long()
+        return torch.cat([torch.full((levels.shape[0], 1), s, dtype=torch.long, device=levels.device), levels.long()], dim=1)
+
+    def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Levels (B, N) -> log p(x_t | x_<t, y) (B, N, Q): one forward over the start token and
+        x_0..x_{N-2}. Under torch.no_grad() the time-major inference path (`logits_from_levels`)."""
+        if levels.dim() != 2:
+            raise ValueError(f"levels must have shape (B, N), got {tuple(levels.shape)}.")
+        inputs = self.input_sequence(levels)[:, :-1]
+        B, Q = levels.shape[0], self.config.quantization_levels
+        dtype = self.skip.weight.dtype
+        if inputs.shape[1] == 0:
+            logits = torch.zeros(B, 0, Q, dtype=dtype, device=levels.device)
+        elif torch.is_grad_enabled():
+            logits = self(one_hot(inputs, Q, dtype), cond).transpose(1, 2)
+        else:
+            logits = self.logits_from_levels(inputs, cond)
+        out = F.log_softmax(logits, dim=-1)
+        if self.config.start_value is None:  # nothing before x_0 to predict it from: uniform
+            out = torch.cat([torch.full((B, min(1, levels.shape[1]), Q), -math.log(Q), dtype=dtype, device=levels.device), out], dim=1)
+        return out
+
+    def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None):
+        """The fast generation state (Paine et al. 2016; engine/models/wavenet_fast.py) after prefix (B, T0)
+        levels under cond (B, K): its log_probs (B, Q) are row T0 of `log_probs`."""
+        check_levels(prefix, self.config.quantization_levels, "prefix")
+        self.check_condition(cond)
+        return start_fast(self, self.input_sequence(prefix), cond)
+
+    def unroll_state(self, layer_inputs: list[torch.Tensor], logits: torch.Tensor, cond: torch.Tensor | None,
+                     origins: torch.Tensor, steps: int | None = None):
+        """The soft-inputs capability: a state standing at each origin of a teacher-forced forward
+        (forward(..., return_layer_inputs=True)), rows b-major, whose step() takes (B, Q) soft columns
+        and returns logits (B, Q): the fast generator's queues (Paine et al. 2016), primed from it."""
+        return FastState.from_forward(self, layer_inputs, logits, cond, origins, steps=steps)
+
     def condition_biases(self, cond: torch.Tensor | None) -> list[torch.Tensor | None]:
         """cond (B, K) -> per layer (B, 2C) additive bias, or Nones when unconditional."""
+        self.check_condition(cond)
+        if self.config.cond_channels == 0:
+            return [None] * len(self.layers)
+        return [layer.cond(cond) for layer in self.layers]
+
+    def check_condition(self, cond: torch.Tensor | None) -> None:
         if self.config.cond_channels == 0:
             if cond is not None:
                 raise ValueError("This model is unconditional; pass condition=None.")
-            return [None] * len(self.layers)
+            return
         if cond is None:
             raise ValueError(f"This model needs a condition of {self.config.cond_channels} channels.")
         if cond.dim() != 2 or cond.shape[1] != self.config.cond_channels:
             raise ValueError(f"condition must have shape (B, {self.config.cond_channels}), got {tuple(cond.shape)}.")
-        return [layer.cond(cond) for layer in self.layers]
 
     def head(self, z_all: torch.Tensor) -> torch.Tensor:
         """Concatenated gated outputs (B, C*L, T) -> logits (B, Q, T)."""

@@ -1,16 +1,17 @@
 """Training recipes: what `train.py` needs to know about a task (batches, evaluation, what goes into
 config.json's `data` section and the model card). A recipe file in configs/ is JSON with four
 sections, each checked strictly against a dataclass so a typo is an error, not a silent default.
-A mixture recipe has a `mixture` section (MixtureFit) instead of `model`: it trains nothing, but
+Its optional top-level `model_type` names the family in the model registry (default "wavenet"), and
+`model` is checked against that family's config class. A mixture recipe has a `mixture` section (MixtureFit) instead of `model`: it trains nothing, but
 combines exported models and fits their mixing weights on the validation split."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
-from engine.models.wavenet import WaveNetConfig
+from engine.models import MODEL_REGISTRY, build_config, config_class
 
 
 @dataclass
@@ -46,19 +47,31 @@ class MixtureFit:
     weight_step: float = 0.05  # the mixing weights tried: every split of 1 into positive multiples of this
 
 
-SECTIONS = ("name", "task", "notes", "model", "mixture", "data", "train")
+SECTIONS = ("name", "task", "notes", "model_type", "model", "mixture", "data", "train")
+DEFAULT_MODEL_TYPE = "wavenet"  # every recipe written before families had names
 
 
-def _check_section(section: str, values: dict, cls) -> dict:
+def _default(f):
+    """A dataclass field's default value, or MISSING for a required field."""
+    if f.default is not MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not MISSING else MISSING
+
+
+def _check_section(section: str, values: dict, cls, where: str = "") -> dict:
     if not isinstance(values, dict):
         raise ValueError(f"Config section {section!r} must be a JSON object.")
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"Unknown config key(s) {', '.join(f'{section}.{k}' for k in unknown)}; valid keys in {section!r}: {', '.join(sorted(known))}.")
-    defaults = cls()
+        raise ValueError(f"Unknown config key(s) {', '.join(f'{section}.{k}' for k in unknown)}; valid keys in {section!r}{where}: "
+                         f"{', '.join(sorted(known))}.")
     for key, value in values.items():
-        default = getattr(defaults, key)
+        default = _default(known[key])
+        if default is MISSING:  # a required field: its config class checks it
+            continue
+        if value is None and "None" in str(known[key].type):  # an optional field, e.g. `int | None`
+            continue
         if isinstance(default, bool) or default is None:
             ok = isinstance(value, type(default)) if default is not None else True
         elif isinstance(default, float):
@@ -84,6 +97,20 @@ def get_recipe_class(task: str):
 
         return MNISTRecipe
     raise ValueError(f"Unknown task {task!r}; known tasks: ['fourier', 'mnist'].")
+
+
+def check_model(raw: dict) -> None:
+    """Check the recipe's `model` against the config class of its `model_type` (default "wavenet"),
+    which is written into `raw`; errors name the valid families or that family's valid keys."""
+    model_type = raw.setdefault("model_type", DEFAULT_MODEL_TYPE)
+    trainable = sorted(name for name, (cls, _) in MODEL_REGISTRY.items() if cls.trainable)
+    if not isinstance(model_type, str) or model_type not in MODEL_REGISTRY:
+        raise ValueError(f"Unknown model_type {model_type!r}; valid model types: {trainable}.")
+    if model_type not in trainable:
+        raise ValueError(f"A {model_type!r} model is not trained from a 'model' section (a mixture recipe has a 'mixture' "
+                         f"section listing its member folders); model_type must be one of {trainable}.")
+    _check_section("model", raw["model"], config_class(model_type), f" for model_type {model_type!r}")
+    build_config(model_type, raw["model"])  # the family's own checks (ranges, required keys)
 
 
 def parse_value(text: str):
@@ -118,13 +145,13 @@ def load_recipe_config(path, overrides: list[str] = ()) -> dict:
             raise ValueError(f"Override {item!r} must look like --section.key=value, e.g. --train.lr=0.001.")
         dotted, text = item.split("=", 1)
         dotted = dotted.lstrip("-")
-        if dotted in ("name", "notes"):
+        if dotted in ("name", "notes", "model_type"):
             raw[dotted] = text
             continue
         section = dotted.split(".", 1)[0]
         if "." not in dotted or section not in ("model", "mixture", "data", "train") or section not in raw:
             allowed = "mixture.X" if "mixture" in raw else "model.X"
-            raise ValueError(f"Override {item!r}: the key must be {allowed}, data.X, train.X or name.")
+            raise ValueError(f"Override {item!r}: the key must be {allowed}, data.X, train.X, model_type or name.")
         section, key = dotted.split(".", 1)
         raw[section][key] = parse_value(text)
     recipe_cls = get_recipe_class(raw["task"])
@@ -136,7 +163,7 @@ def load_recipe_config(path, overrides: list[str] = ()) -> dict:
         if not 0 < fit.weight_step <= 0.5 or abs(round(1 / fit.weight_step) * fit.weight_step - 1) > 1e-9:
             raise ValueError(f"mixture.weight_step must divide 1 evenly and lie in (0, 0.5], e.g. 0.05; got {fit.weight_step}.")
     else:
-        _check_section("model", raw["model"], WaveNetConfig)
+        check_model(raw)
     _check_section("data", raw["data"], recipe_cls.data_class)
     _check_section("train", raw["train"], TrainConfig)
     return raw

@@ -33,7 +33,7 @@ def mixture_of(models: list, weights) -> Mixture:
 
 @torch.no_grad()
 def score_weightings(models: list, levels: torch.Tensor, labels: torch.Tensor, grid: list[tuple[float, ...]],
-                     start_value: int = 0, batch_images: int = 50, progress: Callable[[int], None] | None = None) -> list[dict]:
+                     batch_images: int = 50, progress: Callable[[int], None] | None = None) -> list[dict]:
     """levels (N, T) with labels (N,) -> per weighting in grid: {"weights", "pixel_accuracy", "nll_nats_per_image"}
     of the mixture sum_m w_m p_m(x_t | x_<t, y) under the true class. progress(images done) after each batch."""
     K = models[0].config.cond_channels
@@ -43,9 +43,8 @@ def score_weightings(models: list, levels: torch.Tensor, labels: torch.Tensor, g
     nll = torch.zeros(len(grid), dtype=torch.float64)
     for s in range(0, levels.shape[0], batch_images):
         x = levels[s:s + batch_images].to(device).long()
-        inputs = torch.cat([torch.full_like(x[:, :1], start_value), x[:, :-1]], dim=1)
         cond = F.one_hot(labels[s:s + batch_images].to(device).long(), K).float() if K else None
-        logp = torch.stack([F.log_softmax(forward_rows(m, inputs, cond).float(), dim=-1) for m in models])  # (M, b, T, Q)
+        logp = torch.stack([forward_rows(m, x, cond).float() for m in models])  # (M, b, T, Q)
         for g in range(len(grid)):
             mix = torch.logsumexp(logp + log_w[g][:, None, None, None], dim=0)
             hits[g] += (mix.argmax(dim=-1) == x).sum().item()

@@ -1,6 +1,7 @@
-"""Training recipe for class-conditional WaveNet over MNIST pixels in raster order, after the MNIST
+"""Training recipe for class-conditional models of MNIST pixels in raster order, after the MNIST
 features of cheind/autoregressive: 784 pixels quantized to Q levels (Q=2 binarizes at a threshold),
-a start token before the first pixel so that all 784 are predicted, and the digit as the condition."""
+every one of them predicted (row 0 of `log_probs` too), and the digit as the condition. Any family
+trains and is scored on it through the model interface (engine/models/base.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from engine.image_tasks import score_levels
 
 HEIGHT = WIDTH = 28
 NUM_CLASSES = 10
-START_VALUE = 0
+START_VALUE = 0  # written to config.json's data as before; the models now hold their own start token
 PREFIX_FRACTIONS = (0.25, 0.5, 0.75)
 
 
@@ -55,7 +56,7 @@ def to_sequences(images: torch.Tensor, levels: int, threshold: int) -> torch.Ten
 
 @torch.no_grad()
 def evaluate_mnist(model, levels: torch.Tensor, labels: torch.Tensor, batch_images: int = 10,
-                   fractions: tuple[float, ...] = PREFIX_FRACTIONS, start_value: int = START_VALUE) -> dict[str, float]:
+                   fractions: tuple[float, ...] = PREFIX_FRACTIONS) -> dict[str, float]:
     """Metrics over level sequences (N, 784) with labels (N,): teacher-forced pixel accuracy and NLL under
     the true class, and (conditional models) Bayes-rule accuracy after all pixels and after each fraction
     of them. Each batch is scored under every class in one batched forward."""
@@ -69,7 +70,7 @@ def evaluate_mnist(model, levels: torch.Tensor, labels: torch.Tensor, batch_imag
     for s in range(0, levels.shape[0], batch_images):
         x = levels[s:s + batch_images].to(device).long()
         y = labels[s:s + batch_images].to(device)
-        ll, pred = score_levels(model, x, start_value)  # (b, K, N) each
+        ll, pred = score_levels(model, x)  # (b, K, N) each
         row = y if K else torch.zeros_like(y)
         true_ll = ll[torch.arange(len(y)), row]  # (b, N)
         hits += (pred[torch.arange(len(y)), row] == x).sum().item()
@@ -115,11 +116,10 @@ class MNISTRecipe:
         return self._splits[split]
 
     def batch(self, step: int, rank: int, batch_size: int, generator: torch.Generator):
-        """-> seq (B, 785) levels with the start token first, one-hot digits (B, 10) (None if unconditional)."""
+        """-> levels (B, 784) long, one-hot digits (B, 10) (None if unconditional)."""
         levels, labels = self.split("train")
         idx = torch.randint(levels.shape[0], (batch_size,), generator=generator)
-        seq = torch.cat([torch.full((batch_size, 1), START_VALUE, dtype=torch.long), levels[idx].long()], dim=1)
-        return seq, (F.one_hot(labels[idx], NUM_CLASSES).float() if self.K else None)
+        return levels[idx].long(), (F.one_hot(labels[idx], NUM_CLASSES).float() if self.K else None)
 
     def evaluate(self, model, split: str, device) -> dict:
         levels, labels = self.split(split)
@@ -148,7 +148,6 @@ class MNISTRecipe:
             f"MNIST (Yann LeCun, Corinna Cortes, Christopher J.C. Burges; CC BY-SA 3.0). Train: {train} images of the "
             f"official training set; validation: {val}its last {d.val_size:,} images; test: {test}the official test set. "
             f"Each 28x28 image is read in raster order (row by row, left to right) as 784 pixels quantized to "
-            f"Q={self.Q} levels ({quantization_rule(self.Q, d.threshold)}), preceded by a start token of value "
-            f"{START_VALUE} so the model predicts all 784 pixels; "
+            f"Q={self.Q} levels ({quantization_rule(self.Q, d.threshold)}); the model predicts all 784 of them; "
             + ("the digit is the model's one-hot condition." if self.K else "the model is unconditional.")
         )
