@@ -11,8 +11,8 @@ from engine.image_tasks import class_posterior_by_prefix
 
 REPLAY_SECONDS = 3.0  # the whole replay, row by row, drawing included
 TOOLBAR_PX = 28  # the canvas toolbar floats above the canvas
-BOX_PX = canvas.CANVAS_SIZE + 20  # the canvas's box in the page: it never shrinks below the canvas
-CHARTS_PX = 520
+BOX_PX = canvas.CANVAS_SIZE + 10  # the canvas's box in the page: it never shrinks below the canvas
+CHARTS_PX = 480  # beside the canvas from 1280 px wide, below it on narrower screens
 
 PRESETS, PRESET_NOTES = presets.GUESS, presets.GUESS_NOTES
 state.view("guess", PRESETS)
@@ -53,7 +53,7 @@ def posteriors(image):
 def draw_and_guess():
     from streamlit_drawable_canvas import st_canvas  # only inside a running page (NOTES.md)
 
-    boxes = st.container(horizontal=True, wrap=True, gap="medium")
+    boxes = st.container(horizontal=True, wrap=True, gap="small")
     left = boxes.container(width=BOX_PX)
     right = boxes.container(width=CHARTS_PX)
     with left:
@@ -90,7 +90,7 @@ def draw_and_guess():
         st.caption(f"All {by_prefix.shape[0]} prefixes scored under all {by_prefix.shape[1]} digits in one forward: "
                    f"{seconds * 1000:.0f} ms on {resources.device_label()}.")
     with left:
-        st.plotly_chart(plots.digit_grid_figure(image[None, None], col_titles=["what the model reads (28x28)"], scale=5),
+        st.plotly_chart(plots.digit_grid_figure(image[None, None], col_titles=["what the model reads (28x28)"], scale=8),
                         key="guess.seen", width="content")
 
 
