@@ -1,4 +1,5 @@
-"""Odd canvases on the two drawing pages, injected through the canvas's session-state key (NOTES.md):
+"""Odd canvases on the two drawing pages, injected through the canvas's session-state key (its value is
+the component's own {"drawing": {..., "data": PNG data URL}} payload, which AppTest passes to the page as image_data):
 a fully painted canvas gets a clear warning instead of a meaningless answer; a tiny, a huge, a
 grayscale and a palette PNG are read as the drawing they show. Tiny untrained stand-in models."""
 

@@ -1,6 +1,6 @@
 """AppTest smoke tests of the three MNIST pages on untrained stand-in models (tiny, hermetic: no MNIST
 download, only the shipped gallery), a drawing injected through the canvas's session-state key
-(NOTES.md), and the canvas -> 28x28 conversion and figure builders they rely on."""
+(the component's {"drawing": {..., "data": PNG data URL}} payload), and the canvas -> 28x28 conversion and figure builders they rely on."""
 
 import base64
 import io

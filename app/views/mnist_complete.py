@@ -47,7 +47,7 @@ components.what_to_look_for(
     "so draw inside the grey box, MNIST's 20x20 frame.")
 
 if source == DRAWING or known is None:
-    from streamlit_drawable_canvas import st_canvas  # only inside a running page (NOTES.md)
+    from streamlit_drawable_canvas import st_canvas  # importing it outside a running Streamlit page raises StreamlitAPIException
 
     boxes = st.container(horizontal=True, wrap=True, gap="medium")
 if source == GALLERY:

@@ -51,7 +51,7 @@ def posteriors(image):
 
 @st.fragment
 def draw_and_guess():
-    from streamlit_drawable_canvas import st_canvas  # only inside a running page (NOTES.md)
+    from streamlit_drawable_canvas import st_canvas  # importing it outside a running Streamlit page raises StreamlitAPIException
 
     boxes = st.container(horizontal=True, wrap=True, gap="small")
     left = boxes.container(width=BOX_PX)
