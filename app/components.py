@@ -3,14 +3,18 @@ read as widgets -> values -> engine call -> plot."""
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
+from app import presets
+from app.state import kept
 from engine.data.fourier import MAX_CURVE_LENGTH, FourierCurve
+from engine.image_tasks import MAX_IMAGES, MAX_PARTICLE_ROWS
+from engine.models import describe_model_type
+from engine.tasks import MAX_FORECAST_STEPS, MAX_TRAJECTORIES
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,10 @@ class SamplerSettings:
     seed: int
 
 
+TEMPERATURE_HELP = ("Divides the logits before sampling. 1: the model's own distribution. Below 1: bolder, more "
+                    "typical samples. 0 is greedy: always the most likely value, so every sample with the same "
+                    "past is the same (and greedy forecasts often settle into flat or repeating lines).")
+
 # Defaults that read well on a projector: a clear fundamental with two smaller harmonics.
 _DEFAULT_COEFFS = (0.8, 0.35, 0.15)
 _DEFAULT_PHASES = (0.0, 1.0, -2.0)
@@ -28,10 +36,79 @@ _DEFAULT_PHASES = (0.0, 1.0, -2.0)
 
 def model_picker(usable: list[str], unavailable: dict[str, str], label: str = "Models", key: str = "models") -> list[str]:
     """Multiselect over usable models (all chosen by default); lists the unusable ones with the reason."""
-    chosen = st.multiselect(label, usable, default=usable, key=key)
+    chosen = kept(st.multiselect, label, key=key, options=usable, default=usable)
+    explain_models(chosen)
     for name, reason in unavailable.items():
         st.caption(f"**{name}** unavailable: {reason}")
     return chosen
+
+
+# What the parts of a shipped model's name mean (wavenet-mnist-q256-wide: family, data, quantization, variant).
+NAME_PARTS = {
+    "q2": "Q=2: each pixel is ink or paper (binarized at 127)",
+    "q256": "Q=256: each pixel is one of 256 grey levels",
+    "hybrid": "also trained to tell digits apart (a classification loss), so Bayes' rule guesses better",
+    "wide": "more channels per layer: better scores, slower",
+    "mixture": "averages the next-pixel probabilities of several trained models",
+    "unrolled": "also trained on its own samples several steps ahead, so long forecasts drift less",
+}
+
+
+def name_notes(name: str) -> list[str]:
+    """'q256: ...', 'wide: ...' for the parts of a model's name that NAME_PARTS explains."""
+    return [f"*{part}*: {NAME_PARTS[part]}" for part in name.split("-") if part in NAME_PARTS]
+
+
+def family_line(config: dict) -> str:
+    """'**WaveNet**: dilated causal ...' from config.json's model_type; '' for a type this engine lacks."""
+    try:
+        family, summary = describe_model_type(config.get("model_type", ""))
+    except ValueError:
+        return ""
+    return f"**{family}**: {summary}"
+
+
+def explain_models(names, configs: dict[str, dict] | None = None) -> None:
+    """A caption per model: its family's one line (when configs are given) and what its name says."""
+    for name in names:
+        parts = ([family_line(configs[name])] if configs and name in configs else []) + name_notes(name)
+        if parts:
+            st.caption(f"`{name}`: " + " · ".join(p for p in parts if p))
+
+
+METRIC_NAMES = {
+    "pixel_accuracy": ("next-pixel accuracy (test)", "%"),
+    "nll_nats_per_image": ("negative log-likelihood", "nats per image"),
+    "bits_per_dim": ("negative log-likelihood", "bits per pixel"),
+    "bayes_accuracy": ("digit guessed right (Bayes' rule, test)", "%"),
+    "bayes_accuracy_after_25pct": ("... after the first 25 % of pixels", "%"),
+    "bayes_accuracy_after_50pct": ("... after the first 50 % of pixels", "%"),
+    "bayes_accuracy_after_75pct": ("... after the first 75 % of pixels", "%"),
+    "teacher_forced_accuracy": ("next value exactly right (test)", "%"),
+    "rolling_origin_accuracy_8": ("8-step greedy forecasts exactly right", "%"),
+    "mae_h1": ("mean absolute error, 1 step ahead", "signal units"),
+    "mae_h8": ("mean absolute error, 8 steps ahead", "signal units"),
+    "mae_h32": ("mean absolute error, 32 steps ahead", "signal units"),
+    "mae_h128": ("mean absolute error, 128 steps ahead", "signal units"),
+}
+
+
+def metrics_table(configs: dict[str, dict]) -> dict[str, list[str]]:
+    """{'metric': [...], 'unit': [...], model: [...]} with readable metric names and units (fractions as
+    percentages), from each model's config.json metrics; for st.table."""
+    keys = [k for k in dict.fromkeys(k for c in configs.values() for k in c.get("metrics", {}))]
+    table = {"metric": [METRIC_NAMES.get(k, (k, ""))[0] for k in keys], "unit": [METRIC_NAMES.get(k, ("", ""))[1] for k in keys]}
+    for name, config in configs.items():
+        metrics = config.get("metrics", {})
+
+        def shown(k):
+            v = metrics.get(k)
+            if v is None:
+                return ""
+            return f"{100 * v:.2f}" if METRIC_NAMES.get(k, ("", ""))[1] == "%" else f"{v:.4g}"
+
+        table[name] = [shown(k) for k in keys]
+    return table
 
 
 def fourier_curve_controls(data: dict, min_length: int = 0, key: str = "curve") -> FourierCurve:
@@ -40,47 +117,54 @@ def fourier_curve_controls(data: dict, min_length: int = 0, key: str = "curve") 
     train = data.get("train_params", {})
     periods = [float(p) for p in data.get("periods") or []]
     if periods:
-        period = st.selectbox("Period (the model's condition)", periods, index=len(periods) // 2,
-                              format_func=lambda p: f"{p:g} s", key=f"{key}.period")
+        period = kept(st.selectbox, "Period (the model's condition)", options=periods, index=len(periods) // 2,
+                      format_func=lambda p: f"{p:g} s", key=f"{key}.period")
     else:
-        period = st.number_input("Period (s)", min_value=0.1, value=6.0, step=0.5, key=f"{key}.period")
+        period = kept(st.number_input, "Period (s)", min_value=0.1, value=6.0, step=0.5, key=f"{key}.period")
     lo, hi = train.get("terms", [3, 3])
-    terms = int(st.number_input("Number of terms", min_value=1, max_value=12, value=int(lo), key=f"{key}.terms",
-                                help=f"The models were trained on {lo}..{hi} terms."))
+    terms = int(kept(st.number_input, "Number of terms", min_value=1, max_value=12, value=int(lo), key=f"{key}.terms",
+                     help=f"The models were trained on {lo}..{hi} terms."))
     coeffs, phases = [], []
     for n in range(terms):
         left, right = st.columns(2)
-        coeffs.append(left.slider(f"a{n + 1}", -1.5, 1.5, _DEFAULT_COEFFS[n] if n < len(_DEFAULT_COEFFS) else 0.0,
-                                  0.05, key=f"{key}.coeff{n}"))
-        phases.append(right.slider(f"phase {n + 1}", -math.pi, math.pi, _DEFAULT_PHASES[n] if n < len(_DEFAULT_PHASES) else 0.0,
-                                   0.05, key=f"{key}.phase{n}"))
-    bias = st.slider("Bias b (adds b/2)", -1.0, 1.0, 0.0, 0.05, key=f"{key}.bias")
-    trend = st.slider("Linear trend (per second)", -0.05, 0.05, 0.0, 0.001, format="%.3f", key=f"{key}.trend")
-    noise = st.slider("Noise (standard deviation)", 0.0, 0.3, 0.0, 0.01, key=f"{key}.noise")
-    dt = st.number_input("dt (seconds per sample)", min_value=0.001, value=float(data.get("dt", 0.02)), step=0.005,
-                         format="%.3f", key=f"{key}.dt")
-    length = int(st.number_input("Curve length (samples)", min_value=1, value=max(int(train.get("length", 2048)), min_length), step=100,
-                                 help=f"At most {MAX_CURVE_LENGTH:,}.",
-                                 key=f"{key}.length"))
+        with left:
+            coeffs.append(kept(st.slider, f"a{n + 1}", min_value=-1.5, max_value=1.5, step=0.05, key=f"{key}.coeff{n}",
+                               value=_DEFAULT_COEFFS[n] if n < len(_DEFAULT_COEFFS) else 0.0))
+        with right:
+            phases.append(kept(st.slider, f"phase {n + 1}", min_value=-math.pi, max_value=math.pi, step=0.05, key=f"{key}.phase{n}",
+                               value=_DEFAULT_PHASES[n] if n < len(_DEFAULT_PHASES) else 0.0))
+    bias = kept(st.slider, "Bias b (adds b/2)", min_value=-1.0, max_value=1.0, value=0.0, step=0.05, key=f"{key}.bias")
+    trend = kept(st.slider, "Linear trend (per second)", min_value=-0.05, max_value=0.05, value=0.0, step=0.001, format="%.3f",
+                 key=f"{key}.trend")
+    noise = kept(st.slider, "Noise (standard deviation)", min_value=0.0, max_value=0.3, value=0.0, step=0.01, key=f"{key}.noise")
+    dt = kept(st.number_input, "dt (seconds per sample)", min_value=0.001, value=float(data.get("dt", 0.02)), step=0.005,
+              format="%.3f", key=f"{key}.dt")
+    length = int(kept(st.number_input, "Curve length (samples)", min_value=1, max_value=MAX_CURVE_LENGTH,
+                      value=max(int(train.get("length", 2048)), min_length), step=100, key=f"{key}.length",
+                      help=f"At most {MAX_CURVE_LENGTH:,}: the whole curve is computed and plotted."))
     return FourierCurve(float(period), tuple(coeffs), tuple(phases), bias, trend, noise, float(dt), length)
 
 
 def observation_controls(default: int = 300, key: str = "observe") -> int:
     """How many samples of the curve the model sees; 0 means 'sample from the prior'."""
-    mode = st.radio("Mode", ["Continue the curve", "Sample from the prior"], horizontal=True, key=f"{key}.mode",
-                    help="From the prior: nothing observed, only the period is given.")
+    mode = kept(st.radio, "Mode", options=["Continue the curve", "Sample from the prior"], horizontal=True, key=f"{key}.mode",
+                help="From the prior: nothing observed, only the period is given.")
     if mode == "Sample from the prior":
         return 0
-    return int(st.number_input("Observed samples", min_value=1, value=default, step=50, key=f"{key}.n"))
+    return int(kept(st.number_input, "Observed samples", min_value=1, value=default, step=50, key=f"{key}.n"))
 
 
 def sampler_controls(horizon: int = 400, trajectories: int = 20, temperature: float = 1.0, seed: int = 0,
                      key: str = "sampler") -> SamplerSettings:
     """Horizon, number of trajectories, temperature (0 = greedy) and seed."""
-    horizon = st.number_input("Horizon (steps to sample)", min_value=1, value=horizon, step=50, key=f"{key}.horizon")
-    trajectories = st.number_input("Trajectories", min_value=1, value=trajectories, step=5, key=f"{key}.trajectories")
-    temperature = st.slider("Temperature", 0.0, 2.0, temperature, 0.05, key=f"{key}.temperature", help="0 is greedy.")
-    seed = st.number_input("Seed", min_value=0, value=seed, step=1, key=f"{key}.seed")
+    horizon = kept(st.number_input, "Horizon (steps to sample)", min_value=1, max_value=MAX_FORECAST_STEPS, value=horizon,
+                   step=50, key=f"{key}.horizon", help=f"At most {MAX_FORECAST_STEPS:,} steps.")
+    trajectories = kept(st.number_input, "Trajectories", min_value=1, max_value=MAX_TRAJECTORIES, value=trajectories, step=5,
+                        key=f"{key}.trajectories", help=f"At most {MAX_TRAJECTORIES}.")
+    temperature = kept(st.slider, "Temperature", min_value=0.0, max_value=2.0, value=temperature, step=0.05,
+                       key=f"{key}.temperature", help=TEMPERATURE_HELP)
+    seed = kept(st.number_input, "Seed", min_value=0, value=seed, step=1, key=f"{key}.seed",
+                help="The same seed gives the same samples every time.")
     return SamplerSettings(int(horizon), int(trajectories), float(temperature), int(seed))
 
 
@@ -89,105 +173,7 @@ def sampler_controls(horizon: int = 400, trajectories: int = 20, temperature: fl
 
 MNIST_MODELS = ("wavenet-mnist-q2", "wavenet-mnist-q256")  # the shipped pair; other MNIST exports work too
 # the best Bayes classifier shipped (wavenet-mnist-q2 fine-tuned with the classification loss): Guess's default
-GUESS_MODEL = "wavenet-mnist-q2-hybrid"
-CANVAS_SIZE = 280  # 10 canvas pixels per MNIST pixel
-CANVAS_STROKE = 20  # about two MNIST pixels wide, like MNIST's pen
-
-
-def canvas_style() -> dict:
-    """st_canvas keyword arguments shared by the MNIST pages: white ink on black, a thick pen, large."""
-    return dict(stroke_width=CANVAS_STROKE, stroke_color="#FFFFFF", background_color="#000000",
-                height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True)
-
-
-CANVAS_COVERED = ("The canvas is completely covered, so there is no digit to read: draw a digit in white on the "
-                  "black canvas (the toolbar's bin clears it).")
-
-
-def canvas_rgba(result) -> np.ndarray | None:
-    """What a canvas (st_canvas result with return_image_data=True) holds as (H, W, 4) uint8 RGBA, whatever
-    PNG mode it arrived in (gray, palette, ...); None before it sends anything. `result.image_data` alone
-    would hand over palette indices as if they were gray levels."""
-    from PIL import Image, UnidentifiedImageError
-
-    raw = result.image_bytes
-    if raw is None:
-        return None
-    try:
-        with Image.open(io.BytesIO(raw)) as img:
-            return np.asarray(img.convert("RGBA"))
-    except (UnidentifiedImageError, OSError):
-        raise ValueError("The canvas sent an image that cannot be read; clear it and draw again.") from None
-
-
-def canvas_to_digit(rgba, size: int = 28, fit: bool = True, min_ink: float = 0.02, max_cover: float = 0.9) -> np.ndarray | None:
-    """A canvas image (H, W, 4) uint8 RGBA (or (H, W) gray) -> uint8 (size, size) with 0 = background,
-    255 = ink, or None when nothing is drawn (rgba None, or no pixel reaches min_ink of full ink).
-    Raises ValueError (CANVAS_COVERED) when ink covers more than max_cover of the canvas: a digit never
-    does, and scaled to MNIST's frame such a canvas would read as a meaningless solid block.
-
-    The drawing is composited over black (so white ink on a black or on a transparent background both
-    read as ink) and downsampled by area averaging. With fit=True it is framed the way MNIST framed its
-    digits: the ink's bounding box scaled to fit 20x20 (for size 28), then placed so that its centre of
-    mass sits in the middle."""
-    from PIL import Image
-
-    if rgba is None:
-        return None
-    a = np.asarray(rgba)
-    if a.ndim == 3 and a.shape[2] in (3, 4):
-        rgb = a[..., :3].astype(np.float32)
-        gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        if a.shape[2] == 4:
-            gray = gray * (a[..., 3].astype(np.float32) / 255.0)
-    elif a.ndim == 2:
-        gray = a.astype(np.float32)
-    else:
-        raise ValueError(f"A canvas image must be (H, W, 4) RGBA or (H, W) gray, got shape {a.shape}.")
-    if gray.size == 0 or gray.max() < min_ink * 255:
-        return None
-    if (gray >= min_ink * 255).mean() > max_cover:
-        raise ValueError(CANVAS_COVERED)
-    if not fit:
-        img = Image.fromarray(gray.clip(0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.BOX)
-        return np.asarray(img, dtype=np.uint8)
-    rows, cols = np.nonzero(gray >= min_ink * 255)
-    crop = gray[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
-    box = max(1, round(size * 20 / 28))
-    scale = box / max(crop.shape)
-    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
-    small = np.asarray(Image.fromarray(crop.clip(0, 255).astype(np.uint8)).resize((w, h), Image.Resampling.BOX), dtype=np.float32)
-    out = np.zeros((size, size), dtype=np.float32)
-    total = small.sum()
-    cy, cx = ((np.arange(h) @ small.sum(1)) / total, (np.arange(w) @ small.sum(0)) / total) if total > 0 else (h / 2, w / 2)
-    top = int(np.clip(round(size / 2 - 0.5 - cy), 0, size - h))
-    left = int(np.clip(round(size / 2 - 0.5 - cx), 0, size - w))
-    out[top: top + h, left: left + w] = small
-    return out.round().clip(0, 255).astype(np.uint8)
-
-
-def paint_style(image: np.ndarray) -> dict:
-    """st_canvas keyword arguments for painting over a digit (uint8 (H, W)) shown large behind the canvas."""
-    from PIL import Image
-
-    backdrop = Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((CANVAS_SIZE, CANVAS_SIZE), Image.Resampling.NEAREST)
-    return dict(stroke_width=CANVAS_STROKE, stroke_color="rgba(220, 40, 60, 0.85)", background_image=backdrop.convert("RGB"),
-                height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True)
-
-
-def painted_mask(rgba, size: int = 28, cover: float = 0.3) -> np.ndarray | None:
-    """Paint strokes (H, W, 4) RGBA on a transparent canvas -> known_mask bool (size, size), False where
-    paint covers at least `cover` of a pixel's area; None when nothing is painted (or rgba is None)."""
-    from PIL import Image
-
-    if rgba is None:
-        return None
-    a = np.asarray(rgba)
-    if a.ndim != 3 or a.shape[2] != 4:
-        raise ValueError(f"A painted canvas must be (H, W, 4) RGBA, got shape {a.shape}.")
-    alpha = np.asarray(Image.fromarray(a[..., 3]).resize((size, size), Image.Resampling.BOX), dtype=np.float32) / 255.0
-    unknown = alpha >= cover
-    return ~unknown if unknown.any() else None
+GUESS_MODEL = presets.GUESS_MODEL
 
 
 def quantization_label(config: dict) -> str:
@@ -212,13 +198,16 @@ def mnist_model_warnings(usable: dict[str, dict], unavailable: dict[str, str], r
 
 
 def mnist_model_picker(usable: dict[str, dict], key: str = "mnist.model", prefer: str | None = None) -> str | None:
-    """One MNIST model (radio, labelled by its quantization), `prefer` selected first when it is there;
-    None when there is none."""
+    """One image model of any family (radio, labelled by its quantization), `prefer` selected first when it
+    is there, with its family's one line and what its name means below; None when there is none."""
     names = sorted(usable)
     if not names:
         return None
     index = names.index(prefer) if prefer in names else 0
-    return st.radio("Model", names, index=index, key=key, format_func=lambda n: f"{n} · {quantization_label(usable[n])}")
+    name = kept(st.radio, "Model", options=names, index=index, key=key,
+                format_func=lambda n: f"{n} · {quantization_label(usable[n])}")
+    explain_models([name], usable)
+    return name
 
 
 def choose_mnist_model(listing, root, key: str, needs_digits: str | None = None, prefer: str | None = None) -> tuple[str, list[str]]:
@@ -251,19 +240,25 @@ class ImageSamplerSettings:
 
 
 def image_sampler_controls(num_classes: int = 10, key: str = "sample") -> ImageSamplerSettings:
-    """Which digits, how many of each, temperature (0 = most likely pixel) and seed."""
-    digits = st.multiselect("Digits", list(range(num_classes)), default=list(range(num_classes)), key=f"{key}.digits")
-    per_digit = st.number_input("Samples per digit", min_value=1, max_value=10, value=2, key=f"{key}.per_digit")
-    temperature = st.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key=f"{key}.temperature", help="0 is greedy.")
-    seed = st.number_input("Seed", min_value=0, value=0, step=1, key=f"{key}.seed")
+    """Which digits (never none: an emptied choice falls back to all), how many of each (digits x samples
+    <= the engine's cap), temperature (0 = greedy) and seed."""
+    digits = kept(st.multiselect, "Digits", options=list(range(num_classes)), default=list(range(num_classes)),
+                  key=f"{key}.digits", help="Empty means every digit.")
+    digits = digits or list(range(num_classes))
+    per_digit = kept(st.number_input, "Samples per digit", min_value=1, max_value=max(1, min(10, MAX_IMAGES // len(digits))),
+                     value=2, key=f"{key}.per_digit")
+    temperature = kept(st.slider, "Temperature", min_value=0.0, max_value=2.0, value=1.0, step=0.05,
+                       key=f"{key}.temperature", help=TEMPERATURE_HELP)
+    seed = kept(st.number_input, "Seed", min_value=0, value=0, step=1, key=f"{key}.seed",
+                help="The same seed gives the same digits every time.")
     return ImageSamplerSettings(tuple(int(d) for d in digits), int(per_digit), float(temperature), int(seed))
 
 
 def gallery_picker(labels: np.ndarray, key: str = "gallery") -> int:
     """A digit and which of its gallery examples -> the row in the gallery."""
-    digit = st.selectbox("Digit", sorted(set(int(y) for y in labels)), index=0, key=f"{key}.digit")
+    digit = kept(st.selectbox, "Digit", options=sorted(set(int(y) for y in labels)), index=0, key=f"{key}.digit")
     rows = np.flatnonzero(labels == digit)
-    i = st.slider("Example", 1, len(rows), 1, key=f"{key}.example")
+    i = kept(st.slider, "Example", min_value=1, max_value=len(rows), value=1, key=f"{key}.example")
     return int(rows[i - 1])
 
 
@@ -272,18 +267,18 @@ PAINT = "Paint it on the digit"
 
 def unknown_region_controls(height: int = 28, width: int = 28, key: str = "mask") -> np.ndarray | None:
     """What the model does not see -> known_mask bool (H, W), True = known pixel; None when the user
-    chose to paint the unknown region on a canvas (the page draws it: see paint_style, painted_mask)."""
-    mode = st.radio("Unknown", ["Rows below a line", "Erase a region", PAINT], key=f"{key}.mode")
+    chose to paint the unknown region on a canvas (the page draws it: see canvas.paint_style, painted_mask)."""
+    mode = kept(st.radio, "Unknown", options=["Rows below a line", "Erase a region", PAINT], key=f"{key}.mode")
     if mode == PAINT:
         return None
     known = np.ones((height, width), dtype=bool)
     if mode == "Rows below a line":
-        row = st.slider("Unknown from row", 0, height - 1, height // 2, key=f"{key}.row",
-                        help="Rows from this one down are unknown; the model completes them.")
+        row = kept(st.slider, "Unknown from row", min_value=0, max_value=height - 1, value=height // 2, key=f"{key}.row",
+                   help="Rows from this one down are unknown; the model completes them.")
         known[row:] = False
     else:
-        top, bottom = st.slider("Rows", 0, height - 1, (8, 19), key=f"{key}.rows")
-        left, right = st.slider("Columns", 0, width - 1, (8, 19), key=f"{key}.cols")
+        top, bottom = kept(st.slider, "Rows", min_value=0, max_value=height - 1, value=(8, 19), key=f"{key}.rows")
+        left, right = kept(st.slider, "Columns", min_value=0, max_value=width - 1, value=(8, 19), key=f"{key}.cols")
         known[top: bottom + 1, left: right + 1] = False
     return known
 
@@ -297,17 +292,33 @@ class CompletionSettings:
     seed: int
 
 
-def completion_controls(labels: list[str], default_digit: int | None = None, key: str = "complete") -> CompletionSettings:
-    """Number of completions, the digit they are conditioned on ('any' = None), particles, temperature, seed."""
-    n = st.number_input("Completions", min_value=1, max_value=10, value=4, key=f"{key}.n")
+def completion_controls(labels: list[str], exact: bool = False, key: str = "complete") -> CompletionSettings:
+    """Number of completions, the digit they are conditioned on ('any' = None), particles (completions x
+    particles <= the engine's cap; none for a model that conditions on all known pixels exactly, `exact`),
+    temperature, seed."""
+    n = int(kept(st.number_input, "Completions", min_value=1, max_value=10, value=4, key=f"{key}.n"))
     options = [None] + list(range(len(labels)))
-    digit = st.selectbox("Condition on", options, index=options.index(default_digit) if default_digit in options else 0,
-                         format_func=lambda d: "any digit" if d is None else labels[d], key=f"{key}.digit",
-                         help="'any digit': each completion's digit is drawn from p(digit | pixels above the hole).")
+    digit = kept(st.selectbox, "Condition on", options=options, index=0, key=f"{key}.digit",
+                 format_func=lambda d: "any digit" if d is None else labels[d],
+                 help="'any digit': each completion's digit is drawn from p(digit | pixels above the hole).")
     with st.expander("Sampler"):
-        particles = st.number_input("Particles per completion", min_value=1, max_value=512, value=32, step=8,
-                                    key=f"{key}.particles",
-                                    help="Sequential Monte Carlo: more particles agree better with the known pixels below the hole.")
-        temperature = st.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key=f"{key}.temperature", help="0 is greedy.")
-        seed = st.number_input("Seed", min_value=0, value=0, step=1, key=f"{key}.seed")
-    return CompletionSettings(int(n), digit, int(particles), float(temperature), int(seed))
+        if exact:
+            particles = 1
+            st.caption("This model conditions on every known pixel exactly (it can read the pixels in any order), "
+                       "so it needs no particles.")
+        else:
+            cap = MAX_PARTICLE_ROWS // n
+            particles = kept(st.number_input, "Particles per completion", min_value=1, max_value=cap, value=min(32, cap), step=8,
+                             key=f"{key}.particles",
+                             help=f"Sequential Monte Carlo: more particles agree better with the known pixels below the hole "
+                                  f"(at most {cap} with {n} completions: {MAX_PARTICLE_ROWS} rows in all).")
+        temperature = kept(st.slider, "Temperature", min_value=0.0, max_value=2.0, value=1.0, step=0.05,
+                           key=f"{key}.temperature", help=TEMPERATURE_HELP)
+        seed = kept(st.number_input, "Seed", min_value=0, value=0, step=1, key=f"{key}.seed")
+    return CompletionSettings(n, digit, int(particles), float(temperature), int(seed))
+
+
+def what_to_look_for(text: str) -> None:
+    """The page's short guide to what its charts show, folded so it does not push the charts down."""
+    with st.expander("What to look for", icon=":material/visibility:"):
+        st.markdown(text)

@@ -6,6 +6,13 @@ import numpy as np
 import plotly.graph_objects as go
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+FONT = 16  # legible from the back of a room
+INK = {"light": "#262730", "dark": "#fafafa"}  # text and the true curve: Streamlit's own text colours
+
+
+def ink(theme: str | None) -> str:
+    """The colour that reads on Streamlit's background in theme 'light' or 'dark' (None: light)."""
+    return INK.get(theme or "light", INK["light"])
 
 
 def model_colors(names) -> dict[str, str]:
@@ -28,10 +35,13 @@ def forecast_figure(
     colors: dict[str, str] | None = None,
     y_range: tuple[float, float] | None = None,
     title: str | None = None,
+    theme: str | None = None,
 ) -> go.Figure:
     """The true curve t, truth (T,) (dashed), its observed first n_observed samples (solid), and per
     model its trajectories (N, H) as thin translucent lines plus the mean and a mean +/- 2 std band
-    from `summary`. Forecast step h sits at sample index start + h. The x axis ends with the forecast."""
+    from `summary`. Forecast step h sits at sample index start + h. The x axis ends with the forecast.
+    The true curve is drawn in the ink of Streamlit's `theme` ('light' or 'dark'); the legend sits below
+    the plot, so a title never covers it."""
     colors = colors or model_colors(forecasts)
     fig = go.Figure()
     for name, (trajectories, summary) in forecasts.items():
@@ -50,15 +60,15 @@ def forecast_figure(
                                  line=dict(color=color, width=2.5)))
     if truth is not None:  # drawn last, so the truth stays visible on top of the samples
         fig.add_trace(go.Scatter(x=t, y=truth, name="true curve", mode="lines", legendrank=1,
-                                 line=dict(color="rgba(40,40,40,0.9)", width=1.5, dash="dash")))
+                                 line=dict(color=ink(theme), width=1.5, dash="dash")))
         if n_observed:
             fig.add_trace(go.Scatter(x=t[:n_observed], y=truth[:n_observed], name="observed", mode="lines", legendrank=2,
-                                     line=dict(color="black", width=2.5)))
+                                     line=dict(color=ink(theme), width=3)))
     if n_observed and t is not None:
         fig.add_vline(x=n_observed * dt, line=dict(color="gray", width=1, dash="dot"))
     fig.update_layout(
-        title=title, template="plotly_white", height=520, margin=dict(l=10, r=10, t=60 if title else 30, b=10),
-        xaxis_title="t (s)", yaxis_title="y", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        title=title, height=520, margin=dict(l=10, r=10, t=50 if title else 20, b=10), font=dict(size=FONT),
+        xaxis_title="t (s)", yaxis_title="y", legend=dict(orientation="h", yanchor="top", y=-0.15, x=0),
     )
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
@@ -93,29 +103,40 @@ def digit_rgb(images: np.ndarray, known_mask: np.ndarray | None = None, hide_unk
 
 
 def digit_grid_figure(grid: np.ndarray, col_titles=None, row_titles=None, title: str | None = None,
-                      scale: float = 4.0, gap: int = 2) -> go.Figure:
+                      scale: float = 4.0, gap: int = 2, max_cols: int | None = None) -> go.Figure:
     """Tiles (R, C, H, W) uint8 gray or (R, C, H, W, 3) RGB in one image, with optional titles above the
-    columns and left of the rows; each image pixel is drawn `scale` screen pixels wide."""
+    columns and left of the rows; each image pixel is drawn `scale` screen pixels wide. With max_cols,
+    columns past it wrap into further blocks of rows below (each with its column titles), so a narrow
+    screen gets rows of full-size digits instead of thumbnails."""
     grid = np.asarray(grid)
     if grid.ndim == 4:
         grid = np.repeat(grid[..., None], 3, axis=-1)
     R, C, H, W, _ = grid.shape
-    canvas = np.full((R * (H + gap) - gap, C * (W + gap) - gap, 3), GAP, dtype=np.uint8)
-    for r in range(R):
-        for c in range(C):
-            canvas[r * (H + gap): r * (H + gap) + H, c * (W + gap): c * (W + gap) + W] = grid[r, c]
-    fig = go.Figure(go.Image(z=canvas, hoverinfo="skip"))
-    top = (24 if col_titles is not None else 4) + (30 if title else 0)
-    left = 70 if row_titles is not None else 4
+    per = C if not max_cols or max_cols >= C else max_cols
+    blocks = [grid[:, c: c + per] for c in range(0, C, per)]
+    band = int(np.ceil((FONT + 8) / scale)) if col_titles is not None else gap  # room for the next block's titles
+    block_h = R * (H + gap) - gap
+    total_h = len(blocks) * block_h + (len(blocks) - 1) * band
+    canvas = np.full((total_h, per * (W + gap) - gap, 3), GAP, dtype=np.uint8)
     annotations = []
-    for c, text in enumerate(col_titles or []):
-        annotations.append(dict(x=c * (W + gap) + (W - 1) / 2, xref="x", y=1, yref="paper", yanchor="bottom",
-                                text=text, showarrow=False, font=dict(size=12)))
-    for r, text in enumerate(row_titles or []):
-        annotations.append(dict(x=0, xref="paper", xanchor="right", y=r * (H + gap) + (H - 1) / 2, yref="y",
-                                text=text, showarrow=False, font=dict(size=12)))
+    for b, block in enumerate(blocks):
+        y0 = b * (block_h + band)
+        for r in range(R):
+            for c in range(block.shape[1]):
+                canvas[y0 + r * (H + gap): y0 + r * (H + gap) + H, c * (W + gap): c * (W + gap) + W] = block[r, c]
+        for c, text in enumerate((col_titles or [])[b * per: (b + 1) * per]):
+            where = dict(y=1, yref="paper", yanchor="bottom") if b == 0 else dict(y=y0 - band / 2, yref="y", yanchor="middle")
+            annotations.append(dict(x=c * (W + gap) + (W - 1) / 2, xref="x", text=text, showarrow=False, font=dict(size=FONT - 2),
+                                    **where))
+        for r, text in enumerate(row_titles or []):
+            annotations.append(dict(x=0, xref="paper", xanchor="right", y=y0 + r * (H + gap) + (H - 1) / 2, yref="y",
+                                    text=text, showarrow=False, font=dict(size=FONT - 2)))
+    fig = go.Figure(go.Image(z=canvas, hoverinfo="skip"))
+    top = (28 if col_titles is not None else 4) + (34 if title else 0)
+    left = 70 if row_titles is not None else 4
     fig.update_layout(
-        title=title, annotations=annotations, template="plotly_white", margin=dict(l=left, r=4, t=top, b=4),
+        title=dict(text=title, font=dict(size=FONT)) if title else None, annotations=annotations,
+        margin=dict(l=left, r=4, t=top, b=4),
         width=int(canvas.shape[1] * scale) + left + 4, height=int(canvas.shape[0] * scale) + top + 4,
     )
     fig.update_xaxes(visible=False, showgrid=False)
@@ -130,8 +151,8 @@ def posterior_bar_figure(probs: np.ndarray, labels, title: str | None = "p(digit
     fig = go.Figure(go.Bar(x=list(labels), y=probs, marker_color=list(DIGIT_COLORS[: len(probs)]),
                            text=[f"{p:.0%}" if i == best else "" for i, p in enumerate(probs)], textposition="outside",
                            hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(title=title, template="plotly_white", height=320, margin=dict(l=10, r=10, t=50 if title else 10, b=10),
-                      yaxis=dict(range=[0, 1.1], title="probability"), showlegend=False)
+    fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=50 if title else 10, b=10), font=dict(size=FONT),
+                      yaxis=dict(range=[0, 1.15], title="probability"), showlegend=False)
     return fig
 
 
@@ -146,7 +167,49 @@ def posterior_curve_figure(posteriors: np.ndarray, labels, total: int | None = N
     for k in range(K):
         fig.add_trace(go.Scatter(x=x, y=posteriors[:, k], name=labels[k], mode="lines",
                                  line=dict(color=DIGIT_COLORS[k % len(DIGIT_COLORS)], width=2)))
-    fig.update_layout(title=title, template="plotly_white", height=320, margin=dict(l=10, r=10, t=50 if title else 10, b=10),
+    fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=50 if title else 10, b=10), font=dict(size=FONT),
                       xaxis=dict(title="pixels observed (raster order)", range=[1, total or max(T, 2)]),
                       yaxis=dict(title="probability", range=[-0.02, 1.02]), legend=dict(orientation="v"))
+    return fig
+
+
+def error_by_horizon_figure(errors: dict[str, np.ndarray], dt: float, card_errors: dict[str, dict[int, float]] | None = None,
+                            colors: dict[str, str] | None = None) -> go.Figure:
+    """Mean absolute error against the forecast horizon: per model a line over this curve's forecast
+    steps (errors (H,), step h at h + 1), and, from the model cards, the test split's greedy error at a few
+    horizons as markers (card_errors {model: {h: error}}), so the gap between models shows on one curve
+    and on many."""
+    colors = colors or model_colors(errors)
+    fig = go.Figure()
+    for name, err in errors.items():
+        fig.add_trace(go.Scatter(x=np.arange(1, len(err) + 1), y=err, name=f"{name}: this curve", mode="lines",
+                                 legendgroup=name, line=dict(color=colors.get(name, PALETTE[0]), width=2.5)))
+    for name, points in (card_errors or {}).items():
+        if points:
+            hs = sorted(points)
+            fig.add_trace(go.Scatter(x=hs, y=[points[h] for h in hs], name=f"{name}: test curves (greedy)", mode="markers+lines",
+                                     legendgroup=name, line=dict(color=colors.get(name, PALETTE[0]), width=1, dash="dot"),
+                                     marker=dict(size=10, symbol="diamond")))
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=20, b=10), font=dict(size=FONT),
+                      xaxis=dict(title=f"steps ahead (1 step = {dt:g} s)", type="log"), yaxis=dict(title="mean |forecast - truth|"),
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+    return fig
+
+
+def likelihood_figure(reference: np.ndarray, value: float, theme: str | None = None,
+                      title: str | None = "How digit-like is the drawing? log p(pixels)") -> go.Figure:
+    """Where one image's log-likelihood (nats) falls among those of real test digits (reference (N,)):
+    the real digits as a strip of dots, the image as a thick line, so a scribble shows as unlike any digit."""
+    reference = np.asarray(reference, dtype=float)
+    fig = go.Figure(go.Box(x=reference, name="real test digits", boxpoints="all", jitter=0.4, pointpos=0,
+                           marker=dict(color=PALETTE[0], size=6), line=dict(color=PALETTE[0]), fillcolor="rgba(0,0,0,0)",
+                           hovertemplate="%{x:.0f} nats<extra></extra>", orientation="h"))
+    fig.add_vline(x=value, line=dict(color=PALETTE[1], width=4))
+    fig.add_annotation(x=value, y=1, yref="paper", yanchor="bottom", text=f"your drawing: {value:.0f}", showarrow=False,
+                       font=dict(size=FONT, color=PALETTE[1]))
+    lo, hi = min(reference.min(), value), max(reference.max(), value)
+    pad = 0.05 * (hi - lo or 1.0)
+    fig.update_layout(title=title, height=230, margin=dict(l=10, r=10, t=70 if title else 30, b=10), font=dict(size=FONT),
+                      xaxis=dict(title="log-likelihood (nats per image; higher = more digit-like)", range=[lo - pad, hi + pad]),
+                      yaxis=dict(visible=False), showlegend=False)
     return fig

@@ -29,8 +29,8 @@ PAGES = {
 }
 
 with st.sidebar:
-    st.markdown("**Autoregressive models you can touch**: WaveNets trained on Fourier series and "
-                "MNIST digits, sampled one step at a time.")
+    st.markdown("**Autoregressive models you can touch**: trained on Fourier series and MNIST digits, "
+                "sampled one step at a time. Every setting is in the URL: copy it to reopen this view.")
     st.caption(f"Device: {resources.device_label()} · models from `{resources.pretrained_root()}`")
 
 st.navigation(PAGES).run()

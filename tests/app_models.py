@@ -36,6 +36,17 @@ def shipped(names=FOURIER_MODELS) -> bool:
 MNIST_MODELS = ("wavenet-mnist-q2", "wavenet-mnist-q256")
 
 
+def shipped_image_models() -> list[str]:
+    """Every usable image model in the repo's pretrained/ (config.json data.task "mnist", weights present),
+    whatever its family: the app tests run each on every page, so a model that lands is tested at once."""
+    from engine.checkpoint import WEIGHTS_NAME, read_config
+
+    root = ROOT / "pretrained"
+    return sorted(name for name, problem in list_pretrained(root).items()
+                  if problem is None and read_config(root / name).get("data", {}).get("task") == "mnist"
+                  and (root / name / WEIGHTS_NAME).is_file())
+
+
 def write_mnist_models(root: Path, names=MNIST_MODELS, recipe: str = "configs/smoke-mnist.json") -> Path:
     """root/NAME/ for the MNIST stand-ins: the smoke recipe's tiny architecture, untrained, with
     quantization read from the name's end (q2 -> Q=2, q256 -> Q=256); returns root."""

@@ -75,8 +75,9 @@ def streamlit_server(env: dict[str, str] | None = None, script: str = "app/strea
 
 
 @contextlib.contextmanager
-def chromium_page(width: int = 1500, height: int = 1000):
-    """A Playwright page in headless Chromium; skips the test when either is missing."""
+def chromium_page(width: int = 1500, height: int = 1000, color_scheme: str = "light"):
+    """A Playwright page in headless Chromium with the given viewport and system colour scheme ('light'
+    or 'dark': Streamlit follows it); skips the test when either is missing."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     try:
@@ -86,7 +87,7 @@ def chromium_page(width: int = 1500, height: int = 1000):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+            page = browser.new_page(viewport={"width": width, "height": height}, color_scheme=color_scheme)
             yield page
         finally:
             browser.close()

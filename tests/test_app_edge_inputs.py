@@ -1,4 +1,5 @@
-"""Odd canvases on the two drawing pages, injected through the canvas's session-state key (NOTES.md):
+"""Odd canvases on the two drawing pages, injected through the canvas's session-state key (its value is
+the component's own {"drawing": {..., "data": PNG data URL}} payload, which AppTest passes to the page as image_data):
 a fully painted canvas gets a clear warning instead of a meaningless answer; a tiny, a huge, a
 grayscale and a palette PNG are read as the drawing they show. Tiny untrained stand-in models."""
 
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from app import components
+from app import canvas
 from app_models import ROOT, write_mnist_models
 
 ENTRYPOINT = str(ROOT / "app" / "streamlit_app.py")
@@ -80,7 +81,7 @@ def guess(at: AppTest):
 
 def covered_warning(at: AppTest) -> None:
     assert not at.exception and not at.error
-    assert [w.value for w in at.warning] == [components.CANVAS_COVERED]
+    assert [w.value for w in at.warning] == [canvas.CANVAS_COVERED]
 
 
 def test_guess_page_edge_canvases(pretrained):
@@ -131,11 +132,11 @@ def test_complete_page_edge_canvases(pretrained):
 
 
 def test_canvas_to_digit_edge_arrays():
-    assert components.canvas_to_digit(None) is None
+    assert canvas.canvas_to_digit(None) is None
     with pytest.raises(ValueError, match="completely covered"):
-        components.canvas_to_digit(np.full((280, 280, 4), 255, np.uint8))
+        canvas.canvas_to_digit(np.full((280, 280, 4), 255, np.uint8))
     with pytest.raises(ValueError, match="completely covered"):
-        components.canvas_to_digit(np.full((5, 5), 128, np.uint8), fit=False)
+        canvas.canvas_to_digit(np.full((5, 5), 128, np.uint8), fit=False)
     thick = np.zeros((280, 280), np.uint8)
     thick[:, :200] = 255  # heavy but not covering: still read
-    assert components.canvas_to_digit(thick).shape == (28, 28)
+    assert canvas.canvas_to_digit(thick).shape == (28, 28)

@@ -1,19 +1,17 @@
-"""The Fourier page in a real browser: it renders the forecast chart with no exception, its screenshot
-(docs/fourier.png, shown in the README, when AR_UPDATE_DOCS=1) is taken from the shipped models, and a slider moved in the
-sidebar reaches the sampler."""
+"""The Fourier page in a real browser: it renders the forecast chart with no exception, and a slider moved
+in the sidebar reaches the sampler. (docs/fourier.png comes from test_browser_views.py.)"""
 
 from pathlib import Path
 
 from app_models import ROOT, shipped, write_models
-from browser import chromium_page, streamlit_server, update_docs, wait_until_idle
+from browser import chromium_page, streamlit_server, wait_until_idle
 
 
 def test_fourier_page_in_chromium(tmp_path):
-    # the real models where shipped (else untrained stand-ins, which prove the page works); only the real
-    # models' screenshot, and only with AR_UPDATE_DOCS=1, becomes the one the README shows
+    # the real models where shipped (else untrained stand-ins, which prove the page works)
     real = shipped()
     env = {"AR_PRETRAINED_DIR": str(ROOT / "pretrained" if real else write_models(tmp_path / "pretrained"))}
-    screenshot = (ROOT / "docs" if real and update_docs() else tmp_path) / "fourier.png"
+    screenshot = tmp_path / "fourier.png"
     with chromium_page() as page, streamlit_server(env) as url:
         page.goto(url)
         chart = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')

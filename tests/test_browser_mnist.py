@@ -1,12 +1,12 @@
 """The MNIST pages in a real browser: a stroke drawn with the mouse on "Guess the digit" reaches the
 model and the posterior chart appears; the sample grid and the completions render with no exception.
-Screenshots of the three pages stay in the test's tmp folder; with AR_UPDATE_DOCS=1 and the trained
-models in pretrained/ they replace docs/mnist_*.png (the README shows those)."""
+Screenshots of the three pages stay in the test's tmp folder (docs/ gets its screenshots from
+test_browser_views.py, at 1280x720 in both themes)."""
 
 from pathlib import Path
 
 from app_models import MNIST_MODELS, ROOT, shipped, write_mnist_models
-from browser import chromium_page, streamlit_server, update_docs, wait_until_idle
+from browser import chromium_page, streamlit_server, wait_until_idle
 
 TIMEOUT_MS = 180_000
 
@@ -34,11 +34,10 @@ def stroke(page, points) -> None:
 
 
 def test_mnist_pages_in_chromium(tmp_path):
-    # the trained models where shipped (else untrained stand-ins, which prove the pages work); only the
-    # trained models' screenshots, and only with AR_UPDATE_DOCS=1, become the ones docs/ shows
+    # the trained models where shipped (else untrained stand-ins, which prove the pages work)
     real = shipped(MNIST_MODELS)
     env = {"AR_PRETRAINED_DIR": str(ROOT / "pretrained" if real else write_mnist_models(tmp_path / "pretrained"))}
-    shots = ROOT / "docs" if real and update_docs() else tmp_path
+    shots = tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     with chromium_page() as page, streamlit_server(env) as url:
         # A deep link as the very first request: pages live in app/views/, not app/pages/, so Streamlit

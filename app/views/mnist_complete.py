@@ -1,42 +1,65 @@
-"""Complete a partly hidden digit: the WaveNet fills in the unknown pixels, agreeing with the known ones
-around the hole (sequential Monte Carlo over the fast generator)."""
+"""Complete a partly hidden digit: the model fills in the unknown pixels, agreeing with the known ones
+around the hole (sequential Monte Carlo over the fast generator, or exactly for a model that reads pixels
+in any order)."""
 
+import numpy as np
 import streamlit as st
 import torch
 
-from app import components, plots, resources
+from app import canvas, components, plots, presets, resources, state
 from engine.image_tasks import complete
 
-GALLERY, DRAWING = "A gallery digit", "Your drawing"
+GALLERY, DRAWING = presets.GALLERY, presets.DRAWING
 TOOLBAR_PX = 28  # the canvas toolbar floats above the canvas
+BOX_PX = canvas.CANVAS_SIZE + 20  # a canvas's box in the page: it never shrinks below the canvas
 
+PRESETS, PRESET_NOTES = presets.COMPLETE, presets.COMPLETE_NOTES
+state.view("complete", PRESETS)
 st.title("Complete a digit")
 st.caption("Hide part of a digit and let the model fill it in, pixel by pixel. Known pixels after the hole "
            "weigh each candidate, so completions also fit what lies below the hole.")
 
 listing = resources.available_models("mnist")
+with st.sidebar:
+    state.controls("complete", PRESETS, PRESET_NOTES)
 name, labels = components.choose_mnist_model(listing, resources.pretrained_root(), key="complete.model")
+try:
+    model = resources.load_model(name)
+except ValueError as e:
+    st.error(str(e))
+    st.stop()
+exact = bool(getattr(model, "any_order", False))  # conditions on every known pixel exactly: no particles
 gallery_images, gallery_labels = resources.mnist_gallery()
 with st.sidebar:
-    source = st.radio("Start from", [GALLERY, DRAWING], horizontal=True, key="complete.source")
+    source = state.kept(st.radio, "Start from", options=[GALLERY, DRAWING], horizontal=True, key="complete.source")
     if source == GALLERY:
         row = components.gallery_picker(gallery_labels, key="complete.gallery")
     known = components.unknown_region_controls(key="complete.mask")
-    settings = components.completion_controls(labels, key="complete")
+    settings = components.completion_controls(labels, exact=exact, key="complete")
+components.what_to_look_for(
+    "- **White on black**: pixels the model is given. **Dark red**: hidden from it. **Orange on blue**: what it filled in.\n"
+    "- The model writes pixels in raster order, so it sees only the known pixels *above* the hole as it goes; "
+    + ("this model reads pixels in any order, so it conditions on every known pixel exactly.\n" if exact else
+       "the known pixels *below* the hole are honoured by sequential Monte Carlo: each completion is chosen among "
+       "`particles` candidates by how well they fit them. With 1 particle they are ignored (preset *1 vs 256 particles*).\n")
+    + "- *any digit*: each completion first draws a digit from p(digit | pixels above the hole), shown in its title.\n"
+    "- On your drawing the red region is hidden exactly where it is shown; nothing you drew is moved or scaled, "
+    "so draw inside the grey box, MNIST's 20x20 frame.")
 
 if source == DRAWING or known is None:
-    from streamlit_drawable_canvas import st_canvas  # only inside a running page (NOTES.md)
+    from streamlit_drawable_canvas import st_canvas  # importing it outside a running Streamlit page raises StreamlitAPIException
 
-    canvas_columns = iter(st.columns(3))
+    boxes = st.container(horizontal=True, wrap=True, gap="medium")
 if source == GALLERY:
     image, origin = gallery_images[row], f"MNIST test · {int(gallery_labels[row])}"
 else:
-    with next(canvas_columns):
+    with boxes.container(width=BOX_PX):
+        st.caption("**1 · Draw a digit** in white" + (" above the red region." if known is not None else "."))
         st.space(TOOLBAR_PX)
-        drawn = st_canvas(**components.canvas_style(), key="complete.canvas")
-        fit = st.checkbox("Center and scale like MNIST", value=True, key="complete.fit")
+        shown_hole = known if known is not None else np.ones((28, 28), dtype=bool)
+        drawn = st_canvas(**canvas.hole_canvas_style(shown_hole), key="complete.canvas")
     try:
-        image, origin = components.canvas_to_digit(components.canvas_rgba(drawn), fit=fit), "your drawing"
+        image, origin = canvas.canvas_to_digit(canvas.canvas_rgba(drawn), fit=False), "your drawing"
     except ValueError as e:  # a covered or unreadable canvas: say so instead of completing a solid block
         st.warning(str(e))
         st.stop()
@@ -44,11 +67,12 @@ else:
         st.info("Draw a digit on the black canvas (white ink); the model then completes its hidden part.")
         st.stop()
 if known is None:
-    with next(canvas_columns):
+    with boxes.container(width=BOX_PX):
+        st.caption(f"**{2 if source == DRAWING else 1} · Paint** over what the model should not see.")
         st.space(TOOLBAR_PX)
-        painted = st_canvas(**components.paint_style(image), key="complete.paint")
+        painted = st_canvas(**canvas.paint_style(image), key="complete.paint")
     try:
-        known = components.painted_mask(components.canvas_rgba(painted))
+        known = canvas.painted_mask(canvas.canvas_rgba(painted))
     except ValueError as e:
         st.warning(str(e))
         st.stop()
@@ -56,24 +80,24 @@ if known is None:
         st.info("Paint over the part of the digit the model should not see; it then fills that part in.")
         st.stop()
 
-st.caption("Gray: pixels the model is given. Dark red: hidden from it. Orange on blue: filled in by the model.")
-given, results = st.columns([2, 4])
+st.caption("White on black: pixels the model is given. Dark red: hidden from it. Orange on blue: filled in by the model.")
+figures = st.container(horizontal=True, wrap=True, gap="medium")
 shown = [[plots.digit_rgb(image), plots.digit_rgb(image, known, hide_unknown=True)]]  # one row: (1, 2, H, W, 3)
-given.plotly_chart(plots.digit_grid_figure(shown, col_titles=[origin, "input"], title="given", scale=6), key="complete.input")
+figures.plotly_chart(plots.digit_grid_figure(shown, col_titles=[origin, "input"], title="given", scale=5),
+                     key="complete.input", width="content")
 bar = st.progress(0.0, text="Completing...")
 try:
-    model = resources.load_model(name)
     out, digits = complete(model, image, known, settings.digit, n=settings.n, num_particles=settings.num_particles,
                            temperature=settings.temperature, generator=torch.Generator().manual_seed(settings.seed),
                            progress=lambda done, total: bar.progress(done / total, text=f"Completing: pixel {done} of {total}"),
                            return_digits=True)
 except ValueError as e:
+    bar.empty()
     st.error(str(e))
     st.stop()
-finally:
-    bar.empty()
+bar.empty()
 titles = [f"#{i + 1}" + (f" · {labels[d]}" if settings.digit is None and 0 <= d < len(labels) else "")
           for i, d in enumerate(digits.tolist())]
-results.plotly_chart(plots.digit_grid_figure(plots.digit_rgb(out.numpy()[None], known), col_titles=titles, scale=6,
+figures.plotly_chart(plots.digit_grid_figure(plots.digit_rgb(out.numpy()[None], known), col_titles=titles, scale=5, max_cols=4,
                                              title=f"{name}: " + ("any digit" if settings.digit is None else labels[settings.digit])),
-                     key="complete.results")
+                     key="complete.results", width="content")

@@ -1,36 +1,55 @@
-"""Sample MNIST digits pixel by pixel from a class-conditional WaveNet; the grid fills in as it goes."""
+"""Sample MNIST digits pixel by pixel from a class-conditional image model; the grid fills in as it goes."""
+
+import time
 
 import streamlit as st
 import torch
 
-from app import components, plots, resources
+from app import components, plots, presets, resources, state
 from engine.image_tasks import iter_sample_images
 
 REDRAW_ROWS = 2  # redraw the grid every this many image rows
+MAX_COLS = 5  # digits per row of the grid: ten would shrink to thumbnails on a projector
 
+PRESETS, PRESET_NOTES = presets.SAMPLE, presets.SAMPLE_NOTES
+state.view("sample", PRESETS)
 st.title("Sample digits")
 st.caption("The model writes each digit one pixel at a time, row by row, each pixel drawn from "
            "p(pixel | pixels so far, digit). Column titles name the digit the model was asked for.")
 
 listing = resources.available_models("mnist")
+with st.sidebar:
+    state.controls("sample", PRESETS, PRESET_NOTES)
 name, labels = components.choose_mnist_model(listing, resources.pretrained_root(), key="mnist.model",
-                                               needs_digits="; this page needs a class-conditional model.")
+                                             needs_digits="; this page needs a class-conditional model.")
 with st.sidebar:
     settings = components.image_sampler_controls(num_classes=len(labels))
+components.what_to_look_for(
+    "- Each pixel depends only on the pixels above and to its left: watch strokes grow row by row.\n"
+    "- **Temperature 0 is greedy**: the most likely pixel each time, so two samples of a digit are identical "
+    "and often a smooth, average-looking shape (or a blank). Temperature 1 samples the model's own distribution.\n"
+    "- **Milliseconds per pixel**: the fast generator keeps each layer's past in queues, so a pixel costs one "
+    "small step, not a pass over the whole image so far.")
 
 bar = st.progress(0.0, text="Sampling...")
-grid = st.empty()
+grid, speed = st.empty(), st.empty()
 try:
     model = resources.load_model(name)
     W = int(model.data_config.get("width", 28))
     steps = iter_sample_images(model, list(settings.digits), settings.per_digit, settings.temperature,
                                generator=torch.Generator().manual_seed(settings.seed), every=REDRAW_ROWS * W)
+    last, last_done, started = time.perf_counter(), 0, time.perf_counter()
     for done, images in steps:
+        now = time.perf_counter()
         total = images.shape[1] * images.shape[2]
+        rate = (now - last) / max(done - last_done, 1) * 1000
+        last, last_done = now, done
         bar.progress(done / total, text=f"Sampling: pixel {done} of {total}")
+        speed.caption(f"{rate:.2f} ms per pixel for all {images.shape[0]} images at once "
+                      f"({(now - started):.1f} s so far, {resources.device_label()}).")
         cells = images.numpy().reshape(len(settings.digits), settings.per_digit, *images.shape[1:]).swapaxes(0, 1)
-        grid.plotly_chart(plots.digit_grid_figure(cells, col_titles=[labels[d] for d in settings.digits],
-                                                  title=f"{name}: {done} of {total} pixels"))
+        grid.plotly_chart(plots.digit_grid_figure(cells, col_titles=[labels[d] for d in settings.digits], max_cols=MAX_COLS,
+                                                  title=f"{name}: {done} of {total} pixels"), width="content")
 except ValueError as e:
     st.error(str(e))
 finally:
