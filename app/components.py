@@ -210,9 +210,11 @@ def mnist_model_picker(usable: dict[str, dict], key: str = "mnist.model", prefer
     return name
 
 
-def choose_mnist_model(listing, root, key: str, needs_digits: str | None = None, prefer: str | None = None) -> tuple[str, list[str]]:
+def choose_mnist_model(listing, root, key: str, needs_digits: str | None = None,
+                       prefer: str | None = MNIST_MODELS[0]) -> tuple[str, list[str]]:
     """Warnings for missing or broken MNIST models, then the model picker in the sidebar -> (name, what
-    each condition means). Stops the page when no MNIST model can be used, or, when the page
+    each condition means); `prefer` is the model selected first (default: the shipped Q=2 WaveNet, whatever
+    other families sort before it). Stops the page when no MNIST model can be used, or, when the page
     `needs_digits` (the message says why), when the chosen model is not conditioned on the digit."""
     mnist_model_warnings(listing.usable, listing.unavailable, root)
     with st.sidebar:

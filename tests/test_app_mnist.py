@@ -254,6 +254,18 @@ def test_shipped_models_on_every_page(model, monkeypatch):
         assert any(title(f).startswith(f"{model}: ") for f in figures(at))
 
 
+def test_pages_open_on_the_shipped_wavenets_whatever_sorts_first(tmp_path, monkeypatch):
+    """Other families' folders sort before "wavenet-..." (gated-pixelcnn-, made-, pixelcnn-): Sample and
+    Complete still open on the shipped Q=2 WaveNet, Guess on its hybrid when shipped."""
+    write_mnist_models(tmp_path, names=("aaa-first-mnist", *MNIST_MODELS))
+    monkeypatch.setenv("AR_PRETRAINED_DIR", str(tmp_path))
+    for page, key in ((SAMPLE, "mnist.model"), (COMPLETE, "complete.model")):
+        at = open_page(page)
+        at.run()
+        assert not at.exception
+        assert at.radio(key=key).value == MNIST_MODELS[0]
+
+
 # --- Pure helpers ------------------------------------------------------------------------------------
 
 def test_canvas_to_digit():
