@@ -15,7 +15,7 @@ from app import canvas, components, plots
 from app_models import MNIST_MODELS, ROOT, shipped, shipped_image_models, write_mnist_models
 from engine.checkpoint import read_config
 from engine.data.mnist import load_gallery
-from engine.models import describe_model_type
+from engine.models import MODEL_REGISTRY, describe_model_type
 
 ENTRYPOINT = str(ROOT / "app" / "streamlit_app.py")
 SAMPLE, COMPLETE, GUESS = "views/mnist_sample.py", "views/mnist_complete.py", "views/mnist_guess.py"
@@ -252,6 +252,10 @@ def test_shipped_models_on_every_page(model, monkeypatch):
         at.radio(key=key).set_value(model).run()
         assert not at.exception and not at.error and not at.warning
         assert any(title(f).startswith(f"{model}: ") for f in figures(at))
+        if page == COMPLETE:  # an any-order family (MADE) says it conditions exactly and shows no particle count
+            exact = MODEL_REGISTRY[config["model_type"]][0].any_order
+            assert any("conditions on every known pixel exactly" in c.value for c in at.caption) == exact
+            assert any("Particles" in n.label for n in at.number_input) != exact
 
 
 def test_pages_open_on_the_shipped_wavenets_whatever_sorts_first(tmp_path, monkeypatch):
