@@ -114,6 +114,27 @@ def check_levels(levels: torch.Tensor, Q: int, name: str = "levels") -> None:
         raise ValueError(f"{name} levels must lie in 0..{Q - 1}.")
 
 
+def check_image_inputs(config, levels: torch.Tensor, cond: torch.Tensor | None,
+                       dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """For a family over whole H x W images (config has height, width, quantization_levels, cond_channels):
+    clear ValueErrors unless levels is (B, H*W) in 0..Q-1 and cond is (B, K) (None when K = 0);
+    -> (levels as int64, cond in `dtype`)."""
+    N = config.height * config.width
+    if levels.dim() != 2 or levels.shape[1] != N:
+        raise ValueError(f"levels must have shape (B, {N}) (a {config.height}x{config.width} image in raster order), "
+                         f"got {tuple(levels.shape)}.")
+    levels = levels.long()
+    if levels.numel() and (levels.min() < 0 or levels.max() >= config.quantization_levels):
+        raise ValueError(f"levels must lie in 0..{config.quantization_levels - 1}.")
+    if config.cond_channels == 0:
+        if cond is not None:
+            raise ValueError("This model is unconditional; pass condition=None.")
+    elif cond is None or cond.dim() != 2 or cond.shape != (levels.shape[0], config.cond_channels):
+        raise ValueError(f"This model needs a condition of shape ({levels.shape[0]}, {config.cond_channels}), "
+                         f"got {None if cond is None else tuple(cond.shape)}.")
+    return levels, None if cond is None else cond.to(dtype)
+
+
 class NaiveState:
     """The reference generation state: keeps the values seen so far and re-runs the model's teacher-forced
     `log_probs` on all of them for every step (O(T) work per step). A fixed-length model reads its

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.models.base import AutoregressiveModel
+from engine.models.base import AutoregressiveModel, check_image_inputs
 
 
 @dataclass
@@ -105,20 +105,7 @@ class GatedPixelCNN(AutoregressiveModel):
         return f"a pixel reads up to {reach} rows above it (all columns within {reach} of its own, no blind spot) and {reach} pixels to its left"
 
     def _check(self, levels: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        c = self.config
-        N = c.height * c.width
-        if levels.dim() != 2 or levels.shape[1] != N:
-            raise ValueError(f"levels must have shape (B, {N}) (a {c.height}x{c.width} image in raster order), got {tuple(levels.shape)}.")
-        levels = levels.long()
-        if levels.numel() and (levels.min() < 0 or levels.max() >= c.quantization_levels):
-            raise ValueError(f"levels must lie in 0..{c.quantization_levels - 1}.")
-        if c.cond_channels == 0:
-            if cond is not None:
-                raise ValueError("This model is unconditional; pass condition=None.")
-        elif cond is None or cond.dim() != 2 or cond.shape != (levels.shape[0], c.cond_channels):
-            raise ValueError(f"This model needs a condition of shape ({levels.shape[0]}, {c.cond_channels}), "
-                             f"got {None if cond is None else tuple(cond.shape)}.")
-        return levels, None if cond is None else cond.to(self.head_out.weight.dtype)
+        return check_image_inputs(self.config, levels, cond, self.head_out.weight.dtype)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """(B, C, ...) -> logits (B, Q, ...)."""
