@@ -9,14 +9,12 @@ model's `log_probs` is p(x_t | x_<t, y), so the first pixel has a likelihood too
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Iterator
 
 import torch
 
 from engine.completion import complete
-from engine.generation import generate_fast
 from engine.images import (
     MAX_IMAGES,
     MAX_PARTICLE_ROWS,
@@ -34,6 +32,7 @@ from engine.images import (
     model_device,
     score_levels,
 )
+from engine.models.base import NaiveState
 from engine.sampling import make_sampler
 from engine.threads import task_threads
 
@@ -99,10 +98,13 @@ def class_posterior(model, images, prior=None) -> torch.Tensor:
 @task_threads("sample")
 @torch.no_grad()
 def iter_sample_images(model, digits, n: int = 1, temperature: float = 1.0, generator: torch.Generator | None = None,
-                       every: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                       every: int | None = None, naive_rows: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
     """Sample n images of each digit, pixel by pixel with the fast generator; yields (pixels done,
     uint8 images (len(digits)*n, H, W) so far, unsampled pixels 0) every `every` pixels (default: one
-    image row) and at the end. Rows are digit-major: row i*n + j is the j-th sample of digits[i]."""
+    image row) and at the end. Rows are digit-major: row i*n + j is the j-th sample of digits[i].
+    naive_rows: the first this many image rows come from the naive state (the whole image so far re-run
+    for every pixel), then the family's fast state takes over from what was sampled, so a person feels
+    the difference; the samples are the same as without (same log-probabilities, same random draws)."""
     c = image_config(model)
     digits = check_digits(model, digits)
     n = check_count("n", n, 1, MAX_IMAGES)
@@ -111,6 +113,7 @@ def iter_sample_images(model, digits, n: int = 1, temperature: float = 1.0, gene
     temperature = check_temperature(temperature)
     N = c["H"] * c["W"]
     every = check_count("every", every if every is not None else c["W"], 1, N)
+    naive = check_count("naive_rows", naive_rows, 0, c["H"]) * c["W"]
     device = model_device(model)
     check_generator(generator, device)
     B = len(digits) * n
@@ -118,8 +121,13 @@ def iter_sample_images(model, digits, n: int = 1, temperature: float = 1.0, gene
     prefix = torch.zeros(B, 0, dtype=torch.long, device=device)  # nothing known: the model starts from its own start
     sampler = make_sampler("greedy" if temperature == 0 else "temperature", temperature=temperature or 1.0, generator=generator)
     out = torch.zeros(B, N, dtype=torch.long, device=device)
-    for t, step in enumerate(itertools.islice(generate_fast(model, prefix, sampler, cond), N)):
-        out[:, t] = step.sample
+    state = NaiveState(model, prefix, cond) if naive else model.start(prefix, cond)
+    for t in range(N):
+        if naive and t == naive:  # the naive rows are done: the fast state starts from what they sampled
+            state = model.start(out[:, :t], cond)
+        out[:, t] = sampler(state.log_probs)
+        if t + 1 < N:
+            state.step(out[:, t])
         if (t + 1) % every == 0 or t + 1 == N:
             yield t + 1, decode_levels(model, out)
 

@@ -91,6 +91,18 @@ def test_sample_page_fills_the_whole_grid(pretrained):
     assert fig["layout"]["height"] > fig["layout"]["width"] / 3  # three rows of two columns
 
 
+def test_sample_page_naive_rows_give_the_same_digits(pretrained):
+    """The naive generator for the first rows: the caption says which generator ran, the digits are the
+    ones the fast generator alone draws with the same seed."""
+    at = open_page(SAMPLE)
+    fast = figures(at)[0]["data"][0]["z"]
+    assert any("(fast generator)" in c.value for c in at.caption)
+    at.slider(key="sample.naive_rows").set_value(2).run()
+    assert not at.exception and not at.error
+    assert figures(at)[0]["data"][0]["z"] == fast
+    assert at.slider(key="sample.naive_rows").max == 4
+
+
 def test_sample_page_emptied_digits_mean_every_digit(pretrained):
     at = open_page(SAMPLE)
     at.multiselect(key="sample.digits").set_value([]).run()

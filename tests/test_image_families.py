@@ -169,3 +169,36 @@ def test_complete_by_smc_with_the_digit_drawn_from_the_known_prefix(family):
                            return_digits=True)
     assert out.shape == (3, H, W) and torch.equal(out[:, mask], image[mask].expand(3, -1))
     assert ((digits >= 0) & (digits < K)).all()
+
+
+@pytest.mark.parametrize("family", ["pixelcnn", "gated_pixelcnn", "made"])
+def test_naive_rows_then_the_fast_state_sample_the_same_digits(family, monkeypatch):
+    """iter_sample_images(naive_rows=r) (the Sample page's "naive generator for the first rows"): the
+    first r rows come from NaiveState, one pixel at a time, then the family's fast state takes over from
+    what they sampled; with the same seed the digits equal those of the fast state alone."""
+    import engine.image_tasks as image_tasks
+
+    H, W, K = 4, 5, 3
+    model = FAMILIES[family](2, K, H, W)
+    model.data_config = {"task": "mnist", "quantization": {"levels": 2}, "threshold": 127, "scan_order": "raster",
+                         "height": H, "width": W, "start_value": 0, "conditions": [f"digit {k}" for k in range(K)]}
+    naive_steps = []
+
+    class CountingNaiveState(NaiveState):
+        def step(self, levels):
+            naive_steps.append(self.seq.shape[1])
+            return super().step(levels)
+
+    monkeypatch.setattr(image_tasks, "NaiveState", CountingNaiveState)
+
+    def sample(naive_rows):
+        steps = image_tasks.iter_sample_images(model, [0, 2], n=3, generator=torch.Generator().manual_seed(5),
+                                               every=W, naive_rows=naive_rows)
+        return list(steps)[-1][1]
+
+    fast = sample(0)
+    assert naive_steps == []
+    assert torch.equal(sample(2), fast)
+    assert naive_steps == list(range(2 * W))  # the naive state stepped through exactly the first two rows
+    with pytest.raises(ValueError, match="naive_rows"):
+        sample(H + 1)

@@ -428,3 +428,12 @@ def test_tasks_leave_the_model_untouched():
     assert set(vars(model)) == attributes
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert not model.training
+
+
+def test_naive_rows_then_the_fast_queues_sample_the_same_digits():
+    """A WaveNet sampled with its first rows from the naive state, then its queues primed on what they
+    sampled: the same digits as the queues alone, for the same seed (Q=2 and Q=5)."""
+    for Q in (2, 5):
+        model = tiny(Q=Q, K=10, H=6, W=5)
+        runs = [list(iter_sample_images(model, [3, 7], n=2, generator=gen(1), every=5, naive_rows=r))[-1][1] for r in (0, 3)]
+        assert torch.equal(runs[0], runs[1])

@@ -10,6 +10,7 @@ from engine.image_tasks import iter_sample_images
 
 REDRAW_ROWS = 2  # redraw the grid every this many image rows
 MAX_COLS = 5  # digits per row of the grid: ten would shrink to thumbnails on a projector
+NAIVE_ROWS_MAX = 4  # the naive generator costs seconds per row on the CPU: a few rows make the point
 
 PRESETS, PRESET_NOTES = presets.SAMPLE, presets.SAMPLE_NOTES
 state.view("sample", PRESETS)
@@ -24,12 +25,17 @@ name, labels = components.choose_mnist_model(listing, resources.pretrained_root(
                                              needs_digits="; this page needs a class-conditional model.")
 with st.sidebar:
     settings = components.image_sampler_controls(num_classes=len(labels))
+    naive_rows = state.kept(st.slider, "Naive generator for the first rows", min_value=0, max_value=NAIVE_ROWS_MAX, value=0,
+                            key="sample.naive_rows",
+                            help="These rows re-run the model over the whole image so far for every pixel; then the "
+                                 "fast generator takes over. Same digits, very different milliseconds per pixel.")
 components.what_to_look_for(
     "- Each pixel depends only on the pixels above and to its left: watch strokes grow row by row.\n"
     "- **Temperature 0 is greedy**: the most likely pixel each time, so two samples of a digit are identical "
     "and often a smooth, average-looking shape (or a blank). Temperature 1 samples the model's own distribution.\n"
     "- **Milliseconds per pixel**: the fast generator keeps each layer's past in queues, so a pixel costs one "
-    "small step, not a pass over the whole image so far.")
+    "small step, not a pass over the whole image so far. Run the first rows with the naive generator (sidebar) "
+    "to feel the difference: the digits come out the same.")
 
 bar = st.progress(0.0, text="Sampling...")
 grid, speed = st.empty(), st.empty()
@@ -37,7 +43,8 @@ try:
     model = resources.load_model(name)
     W = int(model.data_config.get("width", 28))
     steps = iter_sample_images(model, list(settings.digits), settings.per_digit, settings.temperature,
-                               generator=torch.Generator().manual_seed(settings.seed), every=REDRAW_ROWS * W)
+                               generator=torch.Generator().manual_seed(settings.seed),
+                               every=W if naive_rows else REDRAW_ROWS * W, naive_rows=naive_rows)
     last, last_done, started = time.perf_counter(), 0, time.perf_counter()
     for done, images in steps:
         now = time.perf_counter()
@@ -45,7 +52,8 @@ try:
         rate = (now - last) / max(done - last_done, 1) * 1000
         last, last_done = now, done
         bar.progress(done / total, text=f"Sampling: pixel {done} of {total}")
-        speed.caption(f"{rate:.2f} ms per pixel for all {images.shape[0]} images at once "
+        generator = "naive" if done <= naive_rows * W else "fast"
+        speed.caption(f"{rate:.2f} ms per pixel ({generator} generator) for all {images.shape[0]} images at once "
                       f"({(now - started):.1f} s so far, {resources.device_label()}).")
         cells = images.numpy().reshape(len(settings.digits), settings.per_digit, *images.shape[1:]).swapaxes(0, 1)
         grid.plotly_chart(plots.digit_grid_figure(cells, col_titles=[labels[d] for d in settings.digits], max_cols=MAX_COLS,
