@@ -3,7 +3,6 @@ listing of pretrained folders. Pages never touch st.cache_* themselves."""
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,22 +78,12 @@ def mnist_gallery():
     return images.numpy(), labels.numpy()
 
 
-def log_likelihoods(model, images) -> np.ndarray:
-    """log p(image) in nats for uint8 images (B, H, W) under a model, classes marginalized with a uniform
-    prior (log of the mean of p(image | digit)); chunked to the engine's per-call cap."""
-    from engine.image_tasks import MAX_IMAGES, pixel_log_likelihoods
-
-    out = []
-    for i in range(0, len(images), MAX_IMAGES):
-        ll = pixel_log_likelihoods(model, torch.as_tensor(np.asarray(images[i: i + MAX_IMAGES]))).sum(-1)  # (B, K)
-        out.append((torch.logsumexp(ll, dim=1) - math.log(ll.shape[1])).numpy())
-    return np.concatenate(out)
-
-
 @st.cache_data(show_spinner="Scoring the gallery's real digits...", max_entries=16)
 def _gallery_log_likelihoods(name: str, root: str, weights_mtime: float) -> np.ndarray:
     images, _ = mnist_gallery()
-    return log_likelihoods(load_model(name), images[::2])  # 10 of each digit: enough for the range, one call
+    from engine.image_tasks import image_log_likelihood
+
+    return image_log_likelihood(load_model(name), images[::2]).numpy()  # 10 of each digit: enough for the range, one call
 
 
 def gallery_log_likelihoods(name: str) -> np.ndarray:

@@ -42,6 +42,8 @@ __all__ = [
     "class_posterior",
     "class_posterior_by_prefix",
     "complete",
+    "image_log_likelihood",
+    "read_drawing",
     "decode_levels",
     "encode_images",
     "forward_rows",
@@ -55,7 +57,6 @@ __all__ = [
 @torch.no_grad()
 def pixel_log_likelihoods(model, images) -> torch.Tensor:
     """log p(x_t | x_<t, y=k) for every pixel (first included) and class: images -> (B, K, H*W)."""
-    c = image_config(model)
     return score_levels(model, encode_images(model, images))[0].cpu()
 
 
@@ -81,9 +82,39 @@ def class_posterior_by_prefix(model, images, prior=None) -> torch.Tensor:
     """p(y | x_0..x_h) for every horizon h from one batched forward: images -> (B, H*W, K);
     row h is the posterior after observing pixels 0..h in scan order. prior (K,) defaults to uniform."""
     K = _check_conditional(model)
-    ll = pixel_log_likelihoods(model, images)  # (B, K, N)
-    joint = ll.cumsum(dim=-1) + _log_prior(prior, K, "cpu")[None, :, None]
+    return _posterior_by_prefix(pixel_log_likelihoods(model, images), _log_prior(prior, K, "cpu"))
+
+
+def _posterior_by_prefix(ll: torch.Tensor, log_prior: torch.Tensor) -> torch.Tensor:
+    """Pixel log-likelihoods (B, K, N), log prior (K,) -> p(y | x_0..x_h) (B, N, K)."""
+    joint = ll.cumsum(dim=-1) + log_prior[None, :, None]
     return torch.softmax(joint, dim=1).transpose(1, 2).contiguous()
+
+
+def _log_evidence(ll: torch.Tensor) -> torch.Tensor:
+    """Pixel log-likelihoods (B, K, N) -> log p(x) (B,), the classes marginalized with a uniform prior."""
+    per_class = ll.sum(dim=-1)
+    return torch.logsumexp(per_class, dim=1) - math.log(per_class.shape[1])
+
+
+@task_threads("posterior")
+@torch.no_grad()
+def read_drawing(model, images, prior=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the Guess page shows for each canvas update, from ONE forward: images -> (p(y | x_0..x_h)
+    (B, H*W, K) as class_posterior_by_prefix, log p(x) (B,) in nats with a uniform class prior)."""
+    K = _check_conditional(model)
+    ll = pixel_log_likelihoods(model, images)
+    return _posterior_by_prefix(ll, _log_prior(prior, K, "cpu")), _log_evidence(ll)
+
+
+@task_threads("posterior")
+@torch.no_grad()
+def image_log_likelihood(model, images) -> torch.Tensor:
+    """log p(x) in nats for images (B, H, W), B of any size (chunked to MAX_IMAGES per forward), the classes
+    marginalized with a uniform prior: -> (B,)."""
+    images = as_tensor(images, "images")
+    return torch.cat([_log_evidence(pixel_log_likelihoods(model, images[i:i + MAX_IMAGES]))
+                      for i in range(0, images.shape[0], MAX_IMAGES)])
 
 
 @task_threads("posterior")

@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from app import canvas, components, plots, presets, resources, state
-from engine.image_tasks import class_posterior_by_prefix
+from engine.image_tasks import read_drawing
 
 REPLAY_SECONDS = 3.0  # the whole replay, row by row, drawing included
 TOOLBAR_PX = 28  # the canvas toolbar floats above the canvas
@@ -38,15 +38,16 @@ components.what_to_look_for(
 
 
 def posteriors(image):
-    """(p(digit | first h pixels) (H*W, K) for one image, seconds it took), or (None, 0) after showing the error."""
+    """(p(digit | first h pixels) (H*W, K) for one image, its log-likelihood, seconds it took) from one
+    forward, or (None, None, 0) after showing the error."""
     try:
         model = resources.load_model(name)
         started = time.perf_counter()
-        by_prefix = class_posterior_by_prefix(model, image)[0].numpy()
+        by_prefix, log_likelihood = read_drawing(model, image)
     except ValueError as e:
         st.error(str(e))
-        return None, 0.0
-    return by_prefix, time.perf_counter() - started
+        return None, None, 0.0
+    return by_prefix[0].numpy(), float(log_likelihood[0]), time.perf_counter() - started
 
 
 @st.fragment
@@ -71,13 +72,11 @@ def draw_and_guess():
             st.info("Draw a digit on the black canvas (white ink). The guess updates after every stroke; "
                     "the toolbar's bin clears the canvas.")
             return
-        by_prefix, seconds = posteriors(image)
+        by_prefix, drawing_ll, seconds = posteriors(image)
         if by_prefix is None:
             return
         st.plotly_chart(plots.posterior_bar_figure(by_prefix[-1], labels), key="guess.bar")
         try:
-            model = resources.load_model(name)
-            drawing_ll = float(resources.log_likelihoods(model, image[None])[0])
             reference = resources.gallery_log_likelihoods(name)
         except ValueError as e:
             st.error(str(e))
@@ -105,7 +104,7 @@ def replay():
         play = st.button("Replay", key="guess.replay.play", type="primary",
                          help=f"Reveals the digit row by row in about {REPLAY_SECONDS:g} s.")
     image = images[row]
-    by_prefix, _ = posteriors(image)
+    by_prefix, _, _ = posteriors(image)
     if by_prefix is None:
         return
     N, W = by_prefix.shape[0], image.shape[1]
