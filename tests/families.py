@@ -12,6 +12,7 @@ import torch
 from engine.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from engine.models.made import MADE, MADEConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
+from engine.models.pixelcnnpp import PixelCNNPlusPlus, PixelCNNPlusPlusConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
 
@@ -45,6 +46,11 @@ def tiny_gated_pixelcnn(Q: int, K: int, H: int, W: int) -> GatedPixelCNN:
                                                      layers=3, first_kernel=3, kernel=3, head_channels=7)))
 
 
+def tiny_pixelcnnpp(Q: int, K: int, H: int, W: int) -> PixelCNNPlusPlus:
+    return _spread(PixelCNNPlusPlus(PixelCNNPlusPlusConfig(quantization_levels=Q, cond_channels=K, height=H, width=W,
+                                                           filters=4, resnets=1, stages=2, components=2)))
+
+
 def tiny_mixture(Q: int, K: int, H: int, W: int):
     """Two tiny WaveNets of different widths and receptive fields, weighted 0.6 / 0.4."""
     from engine.recipes.mixture import mixture_of
@@ -60,5 +66,6 @@ TINY = {
     "made": tiny_made,
     "pixelcnn": tiny_pixelcnn,
     "gated_pixelcnn": tiny_gated_pixelcnn,
+    "pixelcnnpp": tiny_pixelcnnpp,
     "mixture": tiny_mixture,
 }
