@@ -7,8 +7,8 @@ distribution, not only the probability of the observed value.
 
 Numerics, after the original (pixel_cnn_pp/nn.py), finite in every branch:
 - log-scales have a floor (-7, as in the original), so 1/s stays finite;
-- edge bins are log sigma(b) (the lower tail) and log sigma(-a) = log sigma(a) - a (the upper tail), with
-  log sigma computed as -softplus(-z), finite for any finite z;
+- edge bins are log sigma(b) (the lower tail) and log sigma(-a) (the upper tail), each computed as
+  min(z, 0) - log(1 + e^-|z|): finite for any finite z, and neither cancels;
 - an interior bin's mass sigma(b) - sigma(a) is where the original falls back: it subtracts two sigmoids,
   which cancels to nothing in float32 for a bin far in a component's tail, so below a mass of 1e-5 it
   uses the log density at the bin centre plus the log of the bin width instead. Here the difference is
@@ -77,7 +77,7 @@ class _LevelLogProbs(torch.autograd.Function):
         q = 0:        log sigma(z_0)
         0 < q < Q-1:  log sigma(z_q) + log sigma(-z_{q-1}) + log(1 - e^-d)
         q = Q-1:      log sigma(-z_{Q-2})
-    and log sigma(-z) = log sigma(z) - z. The mixture is a logsumexp over m with the log-weights."""
+    The mixture is a logsumexp over m with the log-weights."""
 
     @staticmethod
     def forward(ctx, log_w, means, log_scales, edges):
@@ -85,14 +85,17 @@ class _LevelLogProbs(torch.autograd.Function):
         K = edges.shape[0]
         inv_s = torch.exp(-log_scales)
         z = (edges - means[..., None]) * inv_s[..., None]  # (P, M, K)
-        log_cdf = F.logsigmoid(z)
+        # log sigma(z) = min(z, 0) - log(1 + e^-|z|) and log sigma(-z) = min(-z, 0) - log(1 + e^-|z|): both exact
+        # (log sigma(-z) = log sigma(z) - z would cancel in float32 for a component far above an edge)
+        t = z.abs().neg_().exp_().log1p_()
+        log_cdf = z.clamp(max=0.0).sub_(t)
         d = (2.0 / K * inv_s).clamp(min=torch.finfo(means.dtype).tiny)  # the spacing 2/(Q-1) in the component's units
         log_width = torch.log(-torch.expm1(-d))  # (P, M)
         lm = torch.empty(P, M, K + 1, dtype=means.dtype, device=means.device)
         torch.add(log_cdf, (log_w + log_width)[..., None], out=lm[..., :K])
         lm[..., 0] -= log_width  # the edge bins have no lower (upper) side
         lm[..., K] = log_w
-        lm[..., 1:].add_(log_cdf).sub_(z)  # + log sigma(-z) of the lower edge
+        lm[..., 1:].sub_(z.clamp(min=0.0)).sub_(t)  # + log sigma(-z) of the lower edge
         top = lm.amax(dim=1)  # (P, Q) a shift so that exp cannot underflow every component at once
         lp = (lm - top[:, None]).exp_().sum(dim=1).log_().add_(top)
         ctx.save_for_backward(lm, lp, z, inv_s, d)
