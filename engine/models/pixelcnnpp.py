@@ -8,7 +8,13 @@ instead of a Q-way softmax. One grey channel, so the paper's coupling of R, G an
 
 Every operation reads only rows above (and, in `ul`, the same row's columns to the left), at every
 resolution, so the output at row i is final once the pixels of row i are known; the generation state
-(engine/models/pixelcnnpp_state.py) uses that."""
+(engine/models/pixelcnnpp_state.py) uses that.
+
+Q=2: the family works at any Q >= 2 (the tests use Q=2 and Q=5), but no Q=2 model is shipped. With two
+levels the mixture has one bin edge (at 0) and no interior bin, so it is a Bernoulli whose probability is
+sum_m w_m sigma(mean_m / s_m): 3M numbers per pixel for one probability that a 2-way softmax gives with
+one logit, and no shape for the mixture to model. A Q=2 PixelCNN++ would be this network with a
+softmax head, which is what the Gated PixelCNN already shows at Q=2."""
 
 from __future__ import annotations
 
@@ -201,3 +207,9 @@ class PixelCNNPlusPlus(AutoregressiveModel):
         c = self.config
         params = self.params(levels.view(-1, c.height, c.width), cond)
         return self.level_log_probs(params.permute(0, 2, 3, 1).reshape(levels.shape[0], -1, 3 * c.components))
+
+    def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None):
+        """A per-call state that re-runs the network on the rows the last pixel can change only."""
+        from engine.models.pixelcnnpp_state import PixelCNNPlusPlusState  # it imports this module
+
+        return PixelCNNPlusPlusState(self, prefix, cond)
