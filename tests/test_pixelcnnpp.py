@@ -82,3 +82,21 @@ def test_the_state_refuses_a_prefix_too_long_and_a_step_past_the_image():
         state.step(torch.zeros(1, dtype=torch.long))
     with pytest.raises(ValueError, match="needs a condition of shape"):
         model.start(torch.zeros(1, 0, dtype=torch.long), None)
+
+
+@torch.no_grad()
+def test_the_architecture_note_gives_the_reach_in_the_own_row():
+    """2 + 4R pixels to the left on a row no coarser level begins on (row 5 of 8), as the card says."""
+    for resnets in (0, 1, 2):
+        model = model_of(8, 16, stages=2, resnets=resnets, K=0)
+        levels = torch.randint(0, 5, (1, 128), generator=torch.Generator().manual_seed(1))
+        target = 5 * 16 + 15
+        base = model.log_probs(levels)[0, target]
+        reach = 0
+        for left in range(1, 16):
+            changed = levels.clone()
+            changed[0, target - left] = (changed[0, target - left] + 2) % 5
+            if not torch.allclose(model.log_probs(changed)[0, target], base, rtol=0, atol=1e-12):
+                reach = left
+        assert reach == 2 + 4 * resnets
+        assert f"in its own row the {2 + 4 * resnets} pixels to its left" in model.architecture_note()

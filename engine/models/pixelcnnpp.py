@@ -154,8 +154,13 @@ class PixelCNNPlusPlus(AutoregressiveModel):
 
     def architecture_note(self) -> str:
         c = self.config
+        # the `ul` stream's reach to the left in a pixel's own row at full resolution: the right shift, the
+        # first pass's R blocks (2 convs each), the skip into the first second-pass block's conv2, R more blocks
+        row = 2 + 4 * c.resnets
         return (f"{c.filters} filters, {c.resnets} gated ResNet block(s) per stage and pass at {c.stages} resolutions, "
-                f"a mixture of {c.components} discretized logistics per pixel; a pixel reads every pixel before it (no blind spot)")
+                f"a mixture of {c.components} discretized logistics per pixel; no blind spot: a pixel reads the rows above, "
+                f"also above and to its right, and in its own row the {row} pixels to its left (more on the rows the "
+                f"coarser resolutions begin on)")
 
     def _check(self, levels: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         return check_image_inputs(self.config, levels, cond, self.head.weight.dtype)
