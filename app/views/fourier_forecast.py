@@ -77,11 +77,13 @@ if quant and (truth.min() < quant["low"] or truth.max() > quant["high"]):
 if warnings:
     st.warning("This curve leaves what the models were trained on: " + "; ".join(warnings) + ". Expect poor forecasts.")
 
-bar = st.progress(0.0, text="Sampling...")
+if components.stopped_notice("fourier", "forecasting"):
+    st.stop()
+run = components.RunProgress("fourier", "Sampling...")
 results, errors = {}, {}
 for i, name in enumerate(names):
     def report(done, total, i=i, name=name):
-        bar.progress((i + done / total) / len(names), text=f"Sampling {name}: step {done} of {total}")
+        run.update((i + done / total) / len(names), f"Sampling {name}: step {done} of {total}")
 
     try:
         model = resources.load_model(name)
@@ -93,7 +95,6 @@ for i, name in enumerate(names):
         results[name] = (trajectories, summarize_trajectories(trajectories))
     except ValueError as e:
         errors.setdefault(str(e), []).append(name)
-bar.empty()
 for message, failed in errors.items():
     st.error(message if len(failed) == len(names) else f"{', '.join(failed)}: {message}")
 
@@ -117,21 +118,20 @@ if results:
             steps = min(trajectories.shape[1], len(future))
             by_step[name] = np.abs(trajectories[:, :steps] - future[None, :steps]).mean(axis=0)
     if many_curves:
-        bar = st.progress(0.0, text="Forecasting the test curves...")
         for i, name in enumerate(results):
             def report(done, total, i=i, name=name):
-                bar.progress((i + done / total) / len(results), text=f"{name}: {ERROR_CURVES} test curves, step {done} of {total}")
+                run.update((i + done / total) / len(results), f"{name}: {ERROR_CURVES} test curves, step {done} of {total}")
 
             try:
                 many[name] = forecast_error_over_curves(resources.load_model(name), n_observed, sampler.horizon, ERROR_CURVES,
                                                         progress=report)
             except ValueError as e:
                 st.warning(f"{name}: no error over many curves ({e})")
-        bar.empty()
     st.plotly_chart(plots.error_by_horizon_figure(by_step, curve.dt, many, colors, num_curves=ERROR_CURVES), key="fourier.errors")
     st.caption(f"Solid: this curve, the mean over its trajectories of |forecast - truth| at each step ahead (none from the "
                f"prior). Dashed: greedy forecasts of the first {ERROR_CURVES} test curves of the models' training "
                "distribution, observed and forecast as set here: the n-step gain on many curves, not just this one.")
 
+run.done()
 with st.expander("Model cards: test-split metrics"):
     st.table(components.metrics_table({name: listing.usable[name] for name in names}))
