@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from engine.models.logistic_mixture import bin_centres
+
 
 def celu(x: torch.Tensor) -> torch.Tensor:
     """concat_elu on channel-last tensors (..., C) -> (..., 2C)."""
@@ -77,7 +79,7 @@ class PixelCNNPlusPlusState:
         image, cond = model._check(image, cond)
         self.t = T0
         with torch.no_grad():
-            self.centres = model.inputs(torch.arange(c.quantization_levels, device=image.device).view(1, 1, -1))[0, 0, 0, :c.quantization_levels]
+            self.centres = bin_centres(c.quantization_levels, model.head.weight.dtype, image.device)  # a level's input value
             self.x = model.inputs(image.view(B, c.height, c.width)).permute(0, 2, 3, 1).contiguous()  # (B, H', W', 2)
             self._prepare(cond)
             self.buffers = []
