@@ -11,8 +11,8 @@ Numerics, after the original (pixel_cnn_pp/nn.py), finite in every branch:
   min(z, 0) - log(1 + e^-|z|): finite for any finite z, and neither cancels;
 - an interior bin's mass sigma(b) - sigma(a) is where the original falls back: it subtracts two sigmoids,
   which cancels to nothing in float32 for a bin far in a component's tail, so below a mass of 1e-5 it
-  uses the log density at the bin centre plus the log of the bin width instead. Here the difference is
-  taken in log space instead, which does not cancel:
+  uses the log density at the bin centre plus the log of the bin width. Here the difference is taken
+  in log space, which does not cancel:
       log(sigma(b) - sigma(a)) = log sigma(b) + log sigma(-a) + log(1 - exp(-(b - a))),
   exact at any distance from the component's mean (the original's fallback is off by a factor of up to
   sinh(d/2)/(d/2) for a bin d scales wide, about 2 nats at Q=256 with log-scales at the floor, far more
@@ -20,7 +20,7 @@ Numerics, after the original (pixel_cnn_pp/nn.py), finite in every branch:
   value per pixel and component; as d -> 0 it tends to log d, and the whole expression to the log
   density at the bin times the bin width: the original's fallback is the limit of this formula, and it
   is what remains where d would round to zero (d has a floor at the smallest normal float).
-Bin edges are shared by neighbouring bins, so a component costs one softplus per edge: Q - 1 per pixel.
+Bin edges are shared by neighbouring bins, so a component costs one exp and one log1p per edge: Q - 1 per pixel.
 
 With Q = 2 there is one edge (at 0) and no interior bin: the mixture is a Bernoulli whose probability
 is sum_m w_m sigma(mu_m / s_m), 3M numbers per pixel for one probability that a 2-way softmax gives
@@ -33,11 +33,6 @@ import torch
 import torch.nn.functional as F
 
 LOG_SCALE_FLOOR = -7.0  # the original's floor: a component no narrower than e^-7 ~ 0.0009 of the [-1, 1] range
-
-
-def params_per_component() -> int:
-    """Numbers a network predicts per pixel and component: a mixture logit, a mean, a log-scale."""
-    return 3
 
 
 def split_params(params: torch.Tensor, components: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
