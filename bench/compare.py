@@ -121,6 +121,8 @@ def table(models: dict, names: list[str]) -> str:
                      f(sec.get("sample_10_digits_s"), ".3f"), f(sec.get("class_posterior_by_prefix_1_image_s"), ".3f"),
                      f(sec.get("complete_bottom_half_n4_p32_s"), ".3f"),
                      f((gpu.get("seconds") or {}).get("sample_10_digits_s"), ".4f")])
+    if not any(models.get(name, {}).get("gpu") for name in names):  # no GPU run yet: no column of "not measured"
+        rows = [r[:-1] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
