@@ -259,10 +259,15 @@ def quality_speed_figure(rows: list[dict], chosen=(), title: str | None = "Quali
                         line=dict(width=[3 if r["model"] in chosen else 0 for r in group], color=INK["light"])),
             hovertemplate="%{customdata}: %{y:.4f} bits/dim, %{x:.2f} s<extra></extra>"))
     missing = [r["model"] for r in rows if r not in measured]
-    if missing:
-        fig.add_annotation(x=0, y=-0.32, xref="paper", yref="paper", xanchor="left", showarrow=False, font=dict(size=FONT - 4),
-                           text="not measured: " + ", ".join(missing))
-    fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=50 if title else 10, b=90 if missing else 10),
+    if missing:  # four names a line, so the note wraps instead of running off the plot
+        lines = [", ".join(missing[i:i + 4]) for i in range(0, len(missing), 4)]
+        fig.add_annotation(x=0, y=-0.25, xref="paper", yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                           font=dict(size=FONT - 4), align="left", text="not measured: " + ",<br>".join(lines))
+    if not measured:
+        fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=FONT),
+                           text="no model measured yet: run python bench/compare.py")
+        fig.update_xaxes(range=[-1, 2])  # 0.1 .. 100 s instead of plotly's empty log range
+    fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=50 if title else 10, b=(90 + 18 * (len(missing) - 1) // 4) if missing else 10),
                       font=dict(size=FONT), xaxis=dict(title="seconds to sample ten digits (CPU, 1 thread)", type="log"),
                       yaxis=dict(title="test bits per dimension (lower is better)"),
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"))

@@ -12,6 +12,7 @@ import streamlit as st
 import torch
 
 from engine.checkpoint import WEIGHTS_NAME, list_pretrained, load_pretrained, read_config
+from engine.models import describe_model_type
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = "cpu"  # the samplers draw with a CPU torch.Generator; the demo models are small
@@ -137,7 +138,11 @@ def measured_figures(names) -> tuple[list[dict], dict]:
         weights = pretrained_root() / name / WEIGHTS_NAME
         current = weights.is_file() and entry.get("sha256") == _weights_sha256(str(weights), weights.stat().st_mtime)
         config = read_config(pretrained_root() / name)
-        row = {"model": name, "family": entry.get("family") or config.get("model_type", "?"),
+        try:
+            family = describe_model_type(config.get("model_type", ""))[0]
+        except ValueError:
+            family = config.get("model_type", "?")
+        row = {"model": name, "family": family,
                "Q": (config.get("data", {}).get("quantization") or {}).get("levels", "?"), "parameters": entry.get("parameters"),
                "bits_per_dim": None, "nll": None, "bayes": None, "bayes_images": None, "test_images": None, "seconds": None,
                "posterior_s": None, "complete_s": None,

@@ -12,7 +12,8 @@ from app import canvas, components, plots, presets, resources, state
 from engine.dependency import dependency_method
 from engine.image_tasks import iter_sample_images, read_drawing
 
-REDRAW_ROWS = 2  # each model's samples are redrawn every this many image rows
+STEP_ROWS = 1  # round robin: each model samples this many image rows, then hands over to the next
+DRAW_SHARE = 0.1  # redraw only while drawing has taken at most this share of the race (a redraw costs ~40 ms)
 TOOLBAR_PX = 28  # the canvas toolbar floats above the canvas
 GALLERY, DRAWING = presets.GALLERY, presets.DRAWING
 
@@ -85,8 +86,9 @@ for name in names:
         images, seconds = finished[keys[name]]
         show(name, images, images.shape[1] * images.shape[2], seconds, kept=True)
 runs = {name: iter_sample_images(models[name], [digit_of(name)], samples, temperature, generator=torch.Generator().manual_seed(seed),
-                                 every=REDRAW_ROWS * models[name].data_config.get("width", 28)) for name in racing}
+                                 every=STEP_ROWS * models[name].data_config.get("width", 28)) for name in racing}
 own = dict.fromkeys(racing, 0.0)
+drawing, drawn = 0.0, {}  # seconds spent drawing; model -> when its first rows were on screen
 started = time.perf_counter()
 try:
     active = list(racing)
@@ -99,15 +101,22 @@ try:
                 active.remove(name)
                 continue
             own[name] += time.perf_counter() - tick
-            show(name, images.numpy(), done, own[name])
-            if done == images.shape[1] * images.shape[2]:
+            complete_ = done == images.shape[1] * images.shape[2]
+            # first rows at once, the finished digits always, in between only while drawing stays a small share
+            if name not in drawn or complete_ or drawing <= DRAW_SHARE * (time.perf_counter() - started):
+                tick = time.perf_counter()
+                show(name, images.numpy(), done, own[name])
+                drawing += time.perf_counter() - tick
+                drawn.setdefault(name, time.perf_counter() - started)
+            if complete_:
                 finished[keys[name]] = (images.numpy(), own[name])
 except ValueError as e:
     st.error(str(e))
 if racing:
     wall = time.perf_counter() - started
-    st.caption(f"{len(racing)} model(s) sampled at once in {wall:.1f} s on {resources.device_label()}; their own times add "
-               f"up to {sum(own.values()):.1f} s (the rest is drawing). Each hands over to the next every {REDRAW_ROWS} rows.")
+    st.caption(f"{len(racing)} model(s) sampled at once in {wall:.1f} s on {resources.device_label()}, the first rows of each "
+               f"on screen after {max(drawn.values(), default=0):.2f} s; their own times add "
+               f"up to {sum(own.values()):.1f} s, drawing took {drawing:.1f} s. Each hands over to the next after every image row.")
 
 
 # --- 2. Completion --------------------------------------------------------------------------------------------------
@@ -122,7 +131,7 @@ def completions():
                                  key="compare.complete.example")
         known = components.unknown_region_controls(key="compare.mask")
         n = state.kept(st.number_input, "Completions per model", min_value=1, max_value=4, value=2, key="compare.complete.n")
-        particles = state.kept(st.number_input, "Particles", min_value=1, max_value=64, value=16, step=8, key="compare.complete.particles",
+        particles = state.kept(st.number_input, "Particles", min_value=1, max_value=64, value=8, step=8, key="compare.complete.particles",
                                help="Sequential Monte Carlo for models that generate in one order; a model that reads pixels "
                                     "in any order conditions on every known pixel exactly and needs none.")
     with right:
@@ -221,11 +230,13 @@ def quality_and_speed():
         "sample 10 digits (s)": [shown(r["seconds"], ".2f") for r in rows], "live posterior (s)": [shown(r["posterior_s"], ".3f") for r in rows],
         "complete (s)": [shown(r["complete_s"], ".2f") for r in rows], "status": [r["status"] for r in rows],
     }, hide_index=True, key="compare.table")
-    where = (f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores), {machine.get('threads', '?')} torch thread(s), "
-             f"load {machine.get('load_1min', '?')}, {machine.get('date', '')}") if machine else "no model measured yet"
-    st.caption(f"Measured by `python bench/compare.py` (bench/results/compare.json) on {where}: bits/dim on the MNIST test "
-               "digits, Bayes accuracy on the digits named, CPU seconds. Rerun it after adding a model; only new or changed "
-               "weights are measured.")
+    if not machine:
+        st.caption("No model measured yet: run `python bench/compare.py` (it writes bench/results/compare.json).")
+        return
+    st.caption(f"Measured by `python bench/compare.py` (bench/results/compare.json) on {machine.get('cpu', '?')} "
+               f"({machine.get('cores', '?')} cores), {machine.get('threads', '?')} torch thread(s), 1-minute load average "
+               f"{machine.get('load_1min', '?')}, {machine.get('date', '')}: bits/dim on the MNIST test digits, Bayes accuracy "
+               "on the digits named, CPU seconds. Rerun it after adding a model; only new or changed weights are measured.")
 
 
 # --- 5. Dependency maps ---------------------------------------------------------------------------------------------
@@ -235,7 +246,8 @@ def dependencies():
     components.what_to_look_for(
         "- **PixelCNN**: a blind spot. Pixels above and to the right beyond its first kernel stay blank however deep it is.\n"
         "- **Gated PixelCNN**: the vertical stack reads the whole rows above within its reach: no blind spot.\n"
-        "- **WaveNet**: a 1-D receptive field over the raster sequence: the last R pixels, wrapping around the row ends.\n"
+        "- **WaveNet**: a 1-D receptive field over the raster sequence: the last R pixels (R under its map), wrapping "
+        "around the row ends; with R of many rows, pick a pixel in the last rows to see where it ends, mid-row.\n"
         "- **MADE**: every pixel before this one in its order (raster here), near or far.\n"
         "- Blank (grey): no effect at all; colours span six powers of ten below each map's largest value. "
         "Gradient maps and perturbation maps (changing each pixel in turn) have different units: compare shapes.")
@@ -260,7 +272,9 @@ def dependencies():
                     continue
                 st.plotly_chart(plots.dependency_figure(values, row, col, title=name, scale=6), key=f"compare.dep.{name}",
                                 width="content")
-                st.caption(f"{dependency_method(models[name])} · {time.perf_counter() - tick:.2f} s")
+                field = models[name].receptive_field
+                st.caption(f"{dependency_method(models[name])} · {time.perf_counter() - tick:.2f} s"
+                           + (f" · R = {field} pixels" if field is not None else ""))
 
 
 completions()
