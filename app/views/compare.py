@@ -10,21 +10,22 @@ import torch
 
 from app import canvas, components, plots, presets, resources, state
 from engine.dependency import dependency_method
-from engine.image_tasks import iter_sample_images, read_drawing
+from engine.compare import iter_sample_together
+from engine.image_tasks import read_drawing
 
-STEP_ROWS = 1  # round robin: each model samples this many image rows, then hands over to the next
 DRAW_SHARE = 0.1  # redraw only while drawing has taken at most this share of the race (a redraw costs ~40 ms)
 TOOLBAR_PX = 28  # the canvas toolbar floats above the canvas
 GALLERY, DRAWING = presets.GALLERY, presets.DRAWING
 
-state.view("compare")
+PRESETS, PRESET_NOTES = presets.COMPARE, presets.COMPARE_NOTES
+state.view("compare", PRESETS)
 st.title("Compare models")
 st.caption("The same seed and the same digit for every model: watch them sample, complete and guess side by side, "
            "see what they score on the test set and how fast they are, and which pixels each prediction reads.")
 
 listing = resources.available_models("mnist")
 with st.sidebar:
-    state.controls("compare")
+    state.controls("compare", PRESETS, PRESET_NOTES)
     names = components.compare_model_picker(listing.usable)
     digit = int(state.kept(st.selectbox, "Digit", options=list(range(10)), index=7, key="compare.digit",
                            help="Every model samples, completes and is shown this digit (unconditional models ignore it)."))
@@ -55,7 +56,7 @@ def label_of(name):
     return f"digit {digit}" if conditional[name] else "any digit (unconditional)"
 
 
-# --- 1. Sampling, all models at once ----------------------------------------------------------------------------------
+# --- 1. Sampling, all models at once (engine.compare: each takes one image row in turn) -------------------------
 st.subheader("1 · Sampling, pixel by pixel, at the same time")
 # Finished samples are kept per session by everything that decides them, so changing one model or a later section
 # races only what is new; "Race again" races every model afresh.
@@ -85,31 +86,21 @@ for name in names:
     if name not in racing:
         images, seconds = finished[keys[name]]
         show(name, images, images.shape[1] * images.shape[2], seconds, kept=True)
-runs = {name: iter_sample_images(models[name], [digit_of(name)], samples, temperature, generator=torch.Generator().manual_seed(seed),
-                                 every=STEP_ROWS * models[name].data_config.get("width", 28)) for name in racing}
 own = dict.fromkeys(racing, 0.0)
 drawing, drawn = 0.0, {}  # seconds spent drawing; model -> when its first rows were on screen
 started = time.perf_counter()
 try:
-    active = list(racing)
-    while active:  # round robin: every model takes its next rows in turn, so all of them grow together
-        for name in list(active):
+    for name, done, images, own[name] in iter_sample_together({n: models[n] for n in racing}, {n: digit_of(n) for n in racing},
+                                                              samples, temperature, seed):
+        complete_ = done == images.shape[1] * images.shape[2]
+        # first rows at once, the finished digits always, in between only while drawing stays a small share
+        if name not in drawn or complete_ or drawing <= DRAW_SHARE * (time.perf_counter() - started):
             tick = time.perf_counter()
-            try:
-                done, images = next(runs[name])
-            except StopIteration:
-                active.remove(name)
-                continue
-            own[name] += time.perf_counter() - tick
-            complete_ = done == images.shape[1] * images.shape[2]
-            # first rows at once, the finished digits always, in between only while drawing stays a small share
-            if name not in drawn or complete_ or drawing <= DRAW_SHARE * (time.perf_counter() - started):
-                tick = time.perf_counter()
-                show(name, images.numpy(), done, own[name])
-                drawing += time.perf_counter() - tick
-                drawn.setdefault(name, time.perf_counter() - started)
-            if complete_:
-                finished[keys[name]] = (images.numpy(), own[name])
+            show(name, images.numpy(), done, own[name])
+            drawing += time.perf_counter() - tick
+            drawn.setdefault(name, time.perf_counter() - started)
+        if complete_:
+            finished[keys[name]] = (images.numpy(), own[name])
 except ValueError as e:
     st.error(str(e))
 if racing:
