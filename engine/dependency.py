@@ -101,8 +101,8 @@ def _by_perturbation(model, levels: torch.Tensor, t: int, cond: torch.Tensor | N
     """Total variation between p(x_t | x_<t, y) with each earlier position's level changed and without.
     Row t is read from the model's generation state after the prefix x_<t (`model.start(prefix).log_probs`,
     which the interface makes equal to row t of `log_probs`; the naive state is `log_probs` itself, and
-    start= takes another state maker, e.g. NaiveState, for tests): a PixelCNN's state computes a small
-    window instead of the whole image, 4x cheaper. Positions >= t are never fed to the state: zero."""
+    start= takes another state maker, e.g. NaiveState, for tests): a state need not compute every row, so it
+    is never dearer than the whole forward. Positions >= t are never fed to the state: zero."""
     N, Q = levels.shape[0], model.quantization_levels
     out = torch.zeros(N, dtype=torch.float32)
     if t == 0:

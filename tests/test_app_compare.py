@@ -187,3 +187,18 @@ def test_every_preset_opens(pretrained, name):
     for key in ("compare.dep.row", "compare.dep.col"):
         if key in values:
             assert at.number_input(key=key).value == values[key]
+
+
+def test_a_stopped_race_says_where_and_the_other_sections_still_run(pretrained):
+    at = open_compare({"compare.samples": "1", "compare.complete.n": "1", "compare.complete.particles": "2",
+                       "compare.models": json.dumps([stand_in_name("made"), stand_in_name("wavenet")])})
+    at.session_state["compare.stopped"] = "Sampling: 10% of every model's pixels"  # what the Stop button's callback leaves
+    at.run()
+    ok(at)
+    assert any("Stopped the race at: Sampling: 10% of every model's pixels" in i.value for i in at.info)
+    figs = by_title(at)
+    assert "784/784 px" not in figs  # no race ran
+    assert len(figs[stand_in_name("made")]) == 2  # its completion and its dependency map (no drawing yet)
+    at.button(key="compare.again").click().run()  # Run again: the race runs
+    ok(at)
+    assert len(by_title(at)["784/784 px"]) == 2

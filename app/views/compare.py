@@ -81,28 +81,41 @@ def show(name, images, done, seconds, kept=False):
     caption.caption(f"{label_of(name)} · {seconds:.2f} s of its own" + (" (sampled earlier with these settings)" if kept else ""))
 
 
+partial = st.session_state.setdefault("_compare_partial", {})  # how far each model got, shown after a Stop
 racing = [name for name in names if again or keys[name] not in finished]
+if components.stopped_notice("compare", "the race"):
+    racing = []  # the other sections still run; the race waits for "Run again" or a change
 for name in names:
-    if name not in racing:
+    if name not in racing and keys[name] in finished:
         images, seconds = finished[keys[name]]
         show(name, images, images.shape[1] * images.shape[2], seconds, kept=True)
+    elif name not in racing and keys[name] in partial:
+        show(name, *partial[keys[name]])
 own = dict.fromkeys(racing, 0.0)
 drawing, drawn = 0.0, {}  # seconds spent drawing; model -> when its first rows were on screen
+run = components.RunProgress("compare", "Sampling...") if racing else None
+progress = dict.fromkeys(racing, 0.0)
 started = time.perf_counter()
 try:
     for name, done, images, own[name] in iter_sample_together({n: models[n] for n in racing}, {n: digit_of(n) for n in racing},
                                                               samples, temperature, seed):
-        complete_ = done == images.shape[1] * images.shape[2]
+        total = images.shape[1] * images.shape[2]
+        partial[keys[name]] = (images.numpy(), done, own[name])
         # first rows at once, the finished digits always, in between only while drawing stays a small share
-        if name not in drawn or complete_ or drawing <= DRAW_SHARE * (time.perf_counter() - started):
+        if name not in drawn or done == total or drawing <= DRAW_SHARE * (time.perf_counter() - started):
             tick = time.perf_counter()
             show(name, images.numpy(), done, own[name])
+            progress[name] = done / total
+            run.update(sum(progress.values()) / len(progress), f"Sampling: {min(progress.values()):.0%} of every model's pixels")
             drawing += time.perf_counter() - tick
             drawn.setdefault(name, time.perf_counter() - started)
-        if complete_:
+        if done == total:
             finished[keys[name]] = (images.numpy(), own[name])
 except ValueError as e:
     st.error(str(e))
+finally:
+    if run is not None:
+        run.done()
 if racing:
     wall = time.perf_counter() - started
     st.caption(f"{len(racing)} model(s) sampled at once in {wall:.1f} s on {resources.device_label()}, the first rows of each "
