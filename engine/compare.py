@@ -22,19 +22,12 @@ def iter_sample_together(models: dict, digits: dict, n: int = 1, temperature: fl
     runs = {name: iter_sample_images(model, [digits.get(name)], n, temperature, generator=torch.Generator().manual_seed(seed),
                                      every=every) for name, model in models.items()}
     own = dict.fromkeys(runs, 0.0)
-    first = {}
-    for name, run in runs.items():  # each run checks its arguments at its first step: all of them in the first round
-        tick = time.perf_counter()
-        first[name] = next(run)
-        own[name] += time.perf_counter() - tick
-    for name, (done, images) in first.items():
-        yield name, done, images, own[name]
     active = list(runs)
     while active:
         for name in list(active):
             tick = time.perf_counter()
             try:
-                done, images = next(runs[name])
+                done, images = next(runs[name])  # a run checks its arguments at its first step
             except StopIteration:
                 active.remove(name)
                 continue
