@@ -229,7 +229,8 @@ def quality_and_speed():
 
     st.dataframe({
         "model": [r["model"] for r in rows], "family": [r["family"] for r in rows], "Q": [str(r["Q"]) for r in rows],
-        "parameters": [shown(r["parameters"], ",") for r in rows], "bits/dim": [shown(r["bits_per_dim"], ".4f") for r in rows],
+        "parameters": [shown(r["parameters"], ",") for r in rows], "bits/dim": [shown(r["bits_per_dim"], ".4f") + (f" ({r['test_images']:,} digits)" if r["test_images"] not in (None, 10_000) else "")
+                     for r in rows],
         "Bayes accuracy": [shown(r["bayes"], ".2%") + (f" ({r['bayes_images']:,} digits)" if r["bayes_images"] else "") for r in rows],
         "sample 10 digits (s)": [shown(r["seconds"], ".2f") for r in rows], "live posterior (s)": [shown(r["posterior_s"], ".3f") for r in rows],
         "complete (s)": [shown(r["complete_s"], ".2f") for r in rows], "status": [r["status"] for r in rows],
