@@ -362,3 +362,35 @@ def stopped_notice(page: str, what: str = "the run") -> bool:
     st.info(f"Stopped {what} at: {where.rstrip('.')}. Change a setting or press **Run again** to start over.")
     st.button("Run again", key=f"{page}.again", icon=":material/replay:")
     return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Compare models
+
+MAX_COMPARED = 4
+
+
+def default_comparison(usable: dict[str, dict], prefer: str = MNIST_MODELS[0], count: int = MAX_COMPARED) -> list[str]:
+    """Up to `count` models of different families: `prefer` first when it is there, then per other model type
+    its Q=2 model with the shortest name; more of the same type only when there are fewer types."""
+    def level(name):
+        return (usable[name].get("data", {}).get("quantization") or {}).get("levels", 0)
+
+    ranked = sorted(usable, key=lambda n: (n != prefer, level(n) != 2, len(n), n))
+    chosen, types = [], set()
+    for name in ranked:
+        kind = usable[name].get("model_type")
+        if kind not in types:
+            chosen.append(name)
+            types.add(kind)
+    chosen += [n for n in ranked if n not in chosen]
+    return chosen[:count]
+
+
+def compare_model_picker(usable: dict[str, dict], key: str = "compare.models") -> list[str]:
+    """Two to four image models of any family and Q (multiselect), each with its family's line below."""
+    names = sorted(usable)
+    chosen = kept(st.multiselect, f"Models (2 to {MAX_COMPARED})", options=names, default=default_comparison(usable),
+                  max_selections=MAX_COMPARED, key=key, format_func=lambda n: f"{n} · {quantization_label(usable[n])}")
+    explain_models(chosen, usable)
+    return list(chosen)

@@ -209,3 +209,62 @@ def likelihood_figure(reference: np.ndarray, value: float, theme: str | None = N
                       xaxis=dict(title="log-likelihood (nats per image; higher = more digit-like)", range=[lo - pad, hi + pad]),
                       yaxis=dict(visible=False), showlegend=False)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# Compare models
+
+PIXEL_MARK = (214, 39, 40)  # the pixel whose prediction a dependency map is about
+DEPENDENCY_DECADES = 6  # a dependency map's colours span this many powers of ten below its largest value
+
+
+def dependency_figure(values: np.ndarray, row: int, col: int, title: str | None = None, scale: float = 7.0) -> go.Figure:
+    """One model's dependency map (H, W) >= 0 for pixel (row, col): log10 of each value relative to the map's
+    largest, over DEPENDENCY_DECADES decades; pixels it does not depend on at all (exactly 0) stay blank (the
+    plot's grey background), so a blind spot shows as a hole, not as a dark colour. The pixel is outlined."""
+    values = np.asarray(values, dtype=float)
+    H, W = values.shape
+    top = values.max()
+    with np.errstate(divide="ignore"):
+        shown = np.where(values > 0, np.maximum(np.log10(values / top), -DEPENDENCY_DECADES) if top > 0 else 0.0, np.nan)
+    fig = go.Figure(go.Heatmap(z=shown, zmin=-DEPENDENCY_DECADES, zmax=0, colorscale="Viridis", showscale=False,
+                               hovertemplate="row %{y}, column %{x}: 10^%{z:.1f} of the largest<extra></extra>"))
+    fig.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5, line=dict(color="rgb" + str(PIXEL_MARK), width=3))
+    fig.update_layout(title=dict(text=title, font=dict(size=FONT - 2)) if title else None, plot_bgcolor="#b0b0b0",
+                      width=int(W * scale) + 8, height=int(H * scale) + (40 if title else 8),
+                      margin=dict(l=4, r=4, t=40 if title else 4, b=4))
+    fig.update_xaxes(visible=False, range=[-0.5, W - 0.5], showgrid=False)
+    fig.update_yaxes(visible=False, range=[H - 0.5, -0.5], showgrid=False, scaleanchor="x")
+    return fig
+
+
+def quality_speed_figure(rows: list[dict], chosen=(), title: str | None = "Quality against speed") -> go.Figure:
+    """One point per measured model: seconds to sample ten digits (x, log) against test bits per dimension
+    (y), a colour per quantization (Q=2 and Q=256 bits are not comparable), the chosen models ringed and
+    labelled; rows are {"model", "Q", "seconds", "bits_per_dim"}, None where not measured. Models that are not
+    measured are named below the plot as such, never drawn as a point at 0."""
+    fig = go.Figure()
+    measured = [r for r in rows if r.get("seconds") is not None and r.get("bits_per_dim") is not None]
+    for i, Q in enumerate(sorted({r["Q"] for r in measured})):
+        group = [r for r in measured if r["Q"] == Q]
+        fig.add_trace(go.Scatter(
+            x=[r["seconds"] for r in group], y=[r["bits_per_dim"] for r in group], name=f"Q={Q}", mode="markers+text",
+            text=[r["model"] if r["model"] in chosen else "" for r in group], textposition="top center",
+            customdata=[r["model"] for r in group],
+            marker=dict(size=[18 if r["model"] in chosen else 11 for r in group], color=PALETTE[i % len(PALETTE)],
+                        line=dict(width=[3 if r["model"] in chosen else 0 for r in group], color=INK["light"])),
+            hovertemplate="%{customdata}: %{y:.4f} bits/dim, %{x:.2f} s<extra></extra>"))
+    missing = [r["model"] for r in rows if r not in measured]
+    if missing:  # four names a line, so the note wraps instead of running off the plot
+        lines = [", ".join(missing[i:i + 4]) for i in range(0, len(missing), 4)]
+        fig.add_annotation(x=0, y=-0.25, xref="paper", yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                           font=dict(size=FONT - 4), align="left", text="not measured: " + ",<br>".join(lines))
+    if not measured:
+        fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=FONT),
+                           text="no model measured yet: run python bench/compare.py")
+        fig.update_xaxes(range=[-1, 2])  # 0.1 .. 100 s instead of plotly's empty log range
+    fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=50 if title else 10, b=(90 + 18 * (len(missing) - 1) // 4) if missing else 10),
+                      font=dict(size=FONT), xaxis=dict(title="seconds to sample ten digits (CPU, 1 thread)", type="log"),
+                      yaxis=dict(title="test bits per dimension (lower is better)"),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"))
+    return fig

@@ -55,6 +55,19 @@ GUESS_NOTES = {
     "a 4 read row by row": "Replay a 4: it looks like a 9 or a 1 for a while, until the lower rows decide.",
 }
 
+COMPARE = {
+    "blind spot": {"compare.models": ["pixelcnn-mnist-q2", "gated-pixelcnn-mnist-q2"], "compare.dep.row": 14, "compare.dep.col": 14},
+    "where WaveNet stops": {"compare.models": ["wavenet-mnist-q2", "made-mnist-q2"], "compare.dep.row": 27, "compare.dep.col": 14},
+    "Q=2 vs Q=256": {"compare.models": ["wavenet-mnist-q2", "wavenet-mnist-q256"], "compare.samples": 4},
+}
+COMPARE_NOTES = {
+    "blind spot": "PixelCNN against the Gated PixelCNN: the dependency maps show PixelCNN's blind spot above and to the "
+                  "right, and the gated stacks reading whole rows.",
+    "where WaveNet stops": "The last row's middle pixel: WaveNet reads a fixed number of pixels back, ending mid-row; MADE "
+                           "reads every earlier pixel.",
+    "Q=2 vs Q=256": "Ink-or-paper against 256 grey levels: the same seed, different pixels to predict.",
+}
+
 PAGES = {"fourier": (FOURIER, FOURIER_NOTES), "sample": (SAMPLE, SAMPLE_NOTES), "complete": (COMPLETE, COMPLETE_NOTES),
-         "guess": (GUESS, GUESS_NOTES)}
-URL_PATHS = {"fourier": "", "sample": "mnist_sample", "complete": "mnist_complete", "guess": "mnist_guess"}
+         "guess": (GUESS, GUESS_NOTES), "compare": (COMPARE, COMPARE_NOTES)}
+URL_PATHS = {"fourier": "", "sample": "mnist_sample", "complete": "mnist_complete", "guess": "mnist_guess", "compare": "compare"}

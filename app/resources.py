@@ -12,6 +12,7 @@ import streamlit as st
 import torch
 
 from engine.checkpoint import WEIGHTS_NAME, list_pretrained, load_pretrained, read_config
+from engine.models import describe_model_type
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = "cpu"  # the samplers draw with a CPU torch.Generator; the demo models are small
@@ -91,3 +92,107 @@ def gallery_log_likelihoods(name: str) -> np.ndarray:
     per weights file."""
     weights = pretrained_root() / name / WEIGHTS_NAME
     return _gallery_log_likelihoods(name, str(pretrained_root()), weights.stat().st_mtime if weights.is_file() else 0.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Compare models
+
+def compare_results_path() -> Path:
+    """bench/results/compare.json (bench/compare.py writes it), or the file AR_COMPARE_RESULTS names (tests)."""
+    return Path(os.environ.get("AR_COMPARE_RESULTS") or ROOT / "bench" / "results" / "compare.json")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _weights_sha256(path: str, mtime: float) -> str:
+    """The key bench/compare.py files its entries under (its weights_sha256)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _compare_results(path: str, mtime: float) -> dict:
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def measured_figures(names) -> tuple[list[dict], dict]:
+    """What bench/compare.py measured for each model NAME: ([{"model", "family", "Q", "parameters",
+    "bits_per_dim", "nll", "bayes", "bayes_images", "test_images", "seconds", "posterior_s", "complete_s",
+    "status"}], the machine of the first measured entry); a model missing from the file, or measured on other
+    weights than its folder holds now (sha256), has None figures and says so in "status"."""
+    path = compare_results_path()
+    results = _compare_results(str(path), path.stat().st_mtime if path.is_file() else 0.0)
+    rows, machine = [], {}
+    for name in names:
+        entry = results.get("models", {}).get(name) or {}
+        cpu = entry.get("cpu") or {}
+        weights = pretrained_root() / name / WEIGHTS_NAME
+        current = weights.is_file() and entry.get("sha256") == _weights_sha256(str(weights), weights.stat().st_mtime)
+        config = read_config(pretrained_root() / name)
+        try:
+            family = describe_model_type(config.get("model_type", ""))[0]
+        except ValueError:
+            family = config.get("model_type", "?")
+        row = {"model": name, "family": family,
+               "Q": (config.get("data", {}).get("quantization") or {}).get("levels", "?"), "parameters": entry.get("parameters"),
+               "bits_per_dim": None, "nll": None, "bayes": None, "bayes_images": None, "test_images": None, "seconds": None,
+               "posterior_s": None, "complete_s": None,
+               "status": "measured" if current and cpu else ("not measured (its weights changed since)" if cpu else "not measured")}
+        if row["status"] == "measured":
+            test, bayes, sec = cpu.get("test") or {}, cpu.get("bayes") or {}, cpu.get("seconds") or {}
+            row.update(bits_per_dim=test.get("bits_per_dim"), nll=test.get("nll_nats_per_image"), test_images=test.get("images"),
+                       bayes=bayes.get("accuracy"), bayes_images=bayes.get("images"), seconds=sec.get("sample_10_digits_s"),
+                       posterior_s=sec.get("class_posterior_by_prefix_1_image_s"), complete_s=sec.get("complete_bottom_half_n4_p32_s"))
+            machine = machine or cpu.get("measured_with", {})
+        rows.append(row)
+    return rows, machine
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _dependency_map(name: str, root: str, weights_mtime: float, image: np.ndarray, row: int, col: int, digit) -> np.ndarray:
+    from engine.dependency import dependency_map as measure
+
+    return measure(load_model(name), image, row, col, digit).numpy()
+
+
+def dependency_map(name: str, image: np.ndarray, row: int, col: int, digit: int | None) -> np.ndarray:
+    """engine.dependency.dependency_map of model NAME, computed once per weights file, image, pixel and digit."""
+    weights = pretrained_root() / name / WEIGHTS_NAME
+    return _dependency_map(name, str(pretrained_root()), weights.stat().st_mtime if weights.is_file() else 0.0,
+                           np.asarray(image, dtype=np.uint8), row, col, digit)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _completion(name: str, root: str, weights_mtime: float, image: np.ndarray, known: np.ndarray, digit, n: int,
+                particles: int, seed: int) -> tuple[np.ndarray, float]:
+    import time
+
+    from engine.image_tasks import complete
+
+    started = time.perf_counter()
+    out = complete(load_model(name), image, known, digit, n=n, num_particles=particles, generator=torch.Generator().manual_seed(seed))
+    return out.numpy(), time.perf_counter() - started
+
+
+def completion(name: str, image: np.ndarray, known: np.ndarray, digit: int | None, n: int, particles: int,
+               seed: int) -> tuple[np.ndarray, float]:
+    """engine.image_tasks.complete by model NAME at temperature 1 (seeded, so the same inputs give the same
+    completions: computed once) -> (uint8 (n, H, W), seconds it took when computed)."""
+    weights = pretrained_root() / name / WEIGHTS_NAME
+    return _completion(name, str(pretrained_root()), weights.stat().st_mtime if weights.is_file() else 0.0,
+                       np.asarray(image, dtype=np.uint8), np.asarray(known, dtype=bool), digit, n, particles, seed)
+
+
+def weights_version(name: str) -> float:
+    """When model NAME's weights file last changed (0 when absent): part of a key for results computed from it."""
+    weights = pretrained_root() / name / WEIGHTS_NAME
+    return weights.stat().st_mtime if weights.is_file() else 0.0

@@ -78,7 +78,8 @@ def _fit(value: Any, kwargs: dict) -> tuple[bool, Any]:
     if options is not None:
         options = list(options)
         if isinstance(value, list):
-            return all(v in options for v in value), value
+            most = kwargs.get("max_selections")
+            return all(v in options for v in value) and (most is None or len(value) <= most), value
         return value in options, value
     lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
     if lo is None and hi is None:

@@ -25,6 +25,7 @@ PAGES = {
         st.Page("views/mnist_sample.py", title="Sample digits", icon=":material/casino:"),
         st.Page("views/mnist_complete.py", title="Complete a digit", icon=":material/extension:"),
         st.Page("views/mnist_guess.py", title="Guess the digit", icon=":material/draw:"),
+        st.Page("views/compare.py", title="Compare models", icon=":material/compare:"),
     ],
 }
 

@@ -45,8 +45,11 @@ def card_blocks(name: str, src: dict) -> dict[str, str]:
         return {"nstep": nstep_block(src["nstep"])}
     if config["data"].get("task") != "mnist":
         return {}
-    return {"mnist": mnist_figures_block(config.get("metrics", {}), src["mnist"].get("models", {}).get(name, {}).get("latency"),
-                                         src["mnist"].get("meta", {}), src["reference"].get("models", {}).get(name))}
+    entry = src["mnist"].get("models", {}).get(name, {})
+    measured_with = entry.get("measured_with")  # bench/mnist.py's merged entries carry their own run's meta
+    meta = {**src["mnist"].get("meta", {}), **(measured_with if isinstance(measured_with, dict) else {})}
+    return {"mnist": mnist_figures_block(config.get("metrics", {}), entry.get("latency"), meta,
+                                         src["reference"].get("models", {}).get(name))}
 
 
 def _f(value, fmt: str) -> str:

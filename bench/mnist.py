@@ -14,13 +14,15 @@ image (median of 5), sampling ten digits (one per class) and completing a half-h
 validation images instead (for choosing between candidates without touching the test set); --device
 cuda runs the quality figures on the GPU in float32 and skips the CPU latencies. --latency-only measures
 the latencies alone: the JSON then carries each config.json's test figures under "copied_metrics", marked
-as copied in its meta, and no "metrics" at all.
+as copied in its meta, and no "metrics" at all. Results merge into the file per model: the models of this
+run replace their own entries (each carries this run's meta as "measured_with"), the others stay.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -33,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import machine_meta  # noqa: E402
 from engine.checkpoint import load_pretrained, read_config  # noqa: E402
 from engine.data.mnist import VAL_SIZE, load_gallery, load_split  # noqa: E402
-from engine.image_tasks import class_posterior_by_prefix, complete, sample_images  # noqa: E402
+from engine.image_tasks import class_posterior_by_prefix, complete, forward_rows, sample_images  # noqa: E402
+from engine.images import conditions  # noqa: E402
 from engine.recipes.mnist import evaluate_mnist, to_sequences  # noqa: E402
 from engine.threads import TASK_THREADS  # noqa: E402
 
@@ -61,6 +64,40 @@ def cpu_latency(model) -> dict:
         "sample_10_digits_s": seconds(lambda: sample_images(model, list(range(10)), 1, generator=g), 3),
         "complete_bottom_half_n4_p32_s": seconds(lambda: complete(model, gallery[0], mask, None, n=4, num_particles=32, generator=g), 1),
     }
+
+
+@torch.no_grad()
+def true_class_nll(model, levels: torch.Tensor, labels: torch.Tensor, batch_images: int = 10) -> dict:
+    """NLL of level sequences (N, H*W) under their own label only (one forward per image, a tenth of
+    evaluate_mnist's cost, which scores every class for Bayes' rule): the same nll_nats_per_image,
+    bits_per_dim and pixel_accuracy as evaluate_mnist, plus the image count."""
+    device = next(model.parameters()).device
+    N = levels.shape[1]
+    hits = nll = 0.0
+    for s in range(0, levels.shape[0], batch_images):
+        x = levels[s:s + batch_images].to(device).long()
+        cond = conditions(model, labels[s:s + batch_images].to(device)) if model.config.cond_channels else None
+        logp = forward_rows(model, x, cond).float()
+        nll -= logp.gather(-1, x[..., None]).sum().item()
+        hits += (logp.argmax(-1) == x).sum().item()
+    count = levels.shape[0]
+    return {"pixel_accuracy": hits / (count * N), "nll_nats_per_image": nll / count,
+            "bits_per_dim": nll / count / (N * math.log(2)), "images": count}
+
+
+def merge_results(out: Path, meta: dict, results: dict) -> dict:
+    """The JSON at `out` with `results` merged in per model (other models' entries kept), each new entry
+    carrying this run's meta as its "measured_with" (which overrides the file's "meta" for that entry). The
+    file's "meta" stays the earlier runs' while their entries remain, else it becomes this run's. -> the JSON."""
+    try:
+        existing = json.loads(out.read_text()) if out.exists() else {}
+    except ValueError:  # unreadable: start afresh rather than fail after the measurements
+        existing = {}
+    models = dict(existing.get("models", {}))
+    kept = set(models) - set(results)
+    for name, entry in results.items():
+        models[name] = {**entry, "measured_with": meta}
+    return {"meta": existing["meta"] if kept and "meta" in existing else meta, "models": models}
 
 
 def bench_model(model, images: torch.Tensor | None, labels: torch.Tensor | None, latency: bool = True) -> dict:
@@ -179,7 +216,7 @@ def main(argv=None) -> int:
         meta = {"measured": "quality and latency" if args.device == "cpu" else "quality", "split": split,
                 "images": len(labels), **machine_meta(args.threads, args.device), "prior": "uniform", "prefix_order": "raster",
                 "task_threads": dict(TASK_THREADS)}
-    out.write_text(json.dumps({"meta": meta, "models": results}, indent=2) + "\n")
+    out.write_text(json.dumps(merge_results(out, meta, results), indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 
