@@ -12,6 +12,7 @@ import torch
 from engine.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from engine.models.made import MADE, MADEConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
+from engine.models.pixelsnail import PixelSNAIL, PixelSNAILConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
 
@@ -45,6 +46,17 @@ def tiny_gated_pixelcnn(Q: int, K: int, H: int, W: int) -> GatedPixelCNN:
                                                      layers=3, first_kernel=3, kernel=3, head_channels=7)))
 
 
+def tiny_pixelsnail(Q: int, K: int, H: int, W: int) -> PixelSNAIL:
+    """Weights of 0.3, not 0.5: larger ones saturate the attention's softmax (a one-hot choice)."""
+    model = PixelSNAIL(PixelSNAILConfig(quantization_levels=Q, cond_channels=K, height=H, width=W, channels=6, blocks=2,
+                                        residuals=1, key_channels=4))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    return model.eval()
+
+
 def tiny_mixture(Q: int, K: int, H: int, W: int):
     """Two tiny WaveNets of different widths and receptive fields, weighted 0.6 / 0.4."""
     from engine.recipes.mixture import mixture_of
@@ -60,5 +72,6 @@ TINY = {
     "made": tiny_made,
     "pixelcnn": tiny_pixelcnn,
     "gated_pixelcnn": tiny_gated_pixelcnn,
+    "pixelsnail": tiny_pixelsnail,
     "mixture": tiny_mixture,
 }

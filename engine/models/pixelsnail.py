@@ -137,14 +137,15 @@ class AttentionBlock(nn.Module):
         return self.q_out(self.q_res(torch.cat([ul, position], dim=1), None, cond))
 
     def forward(self, x, ul, position, cond, trace: list | None = None) -> torch.Tensor:
-        """x (B, Q, H, W), ul (B, C, H, W), position (B, 2, H, W) -> ul (B, C, H, W)."""
+        """x (B, Q, H, W), ul (B, C, H, W), position (B, 2, H, W) -> ul (B, C, H, W); `trace` collects
+        the keys and values (B, N, D + C/2)."""
         B, C, H, W = ul.shape
         kv = self.keys_values(x, ul, position, cond).flatten(2).transpose(1, 2)  # (B, N, D + V)
         q = self.query(ul, position, cond).flatten(2).transpose(1, 2).contiguous()
         D = self.key_channels
         mixed = causal_attention(q, kv[..., :D].contiguous(), kv[..., D:].contiguous()).transpose(1, 2).reshape(B, -1, H, W)
         if trace is not None:
-            trace.append((ul, kv))
+            trace.append(kv)
         return self.out_res(ul, mixed, cond)
 
 
@@ -190,9 +191,10 @@ class PixelSNAIL(AutoregressiveModel):
         """Levels (B, H, W) -> (B, Q, H, W)."""
         return F.one_hot(image, self.config.quantization_levels).permute(0, 3, 1, 2).to(self.head.weight.dtype)
 
-    def features(self, levels: torch.Tensor, cond: torch.Tensor | None, trace: list | None = None) -> torch.Tensor:
-        """Checked levels (B, N), cond (B, K) -> the last residual stream (B, C, H, W); `trace` collects
-        every unit's cached inputs in order."""
+    def features(self, levels: torch.Tensor, cond: torch.Tensor | None, trace: dict | None = None) -> torch.Tensor:
+        """Checked levels (B, N), cond (B, K) -> the last residual stream (B, C, H, W). `trace` ({"maps": [],
+        "keys_values": []}) collects, in order, each convolutional unit's two convolution inputs and each
+        attention block's keys and values (B, N, D + C/2): what the fast state caches."""
         c = self.config
         B = levels.shape[0]
         x = self.one_hot(levels.view(B, c.height, c.width))
@@ -203,8 +205,8 @@ class PixelSNAIL(AutoregressiveModel):
         position = self.position(B)
         for b, attention in enumerate(self.attention):
             for residual in self.residuals[b * c.residuals:(b + 1) * c.residuals]:
-                ul = residual(ul, None, cond, trace)
-            ul = attention(x, ul, position, cond, trace)
+                ul = residual(ul, None, cond, None if trace is None else trace["maps"])
+            ul = attention(x, ul, position, cond, None if trace is None else trace["keys_values"])
         return ul
 
     def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -213,3 +215,127 @@ class PixelSNAIL(AutoregressiveModel):
         logits = self.head(F.elu(self.features(levels, cond)))
         return F.log_softmax(logits.flatten(2).transpose(1, 2), dim=-1)
 
+    def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None) -> "PixelSNAILState":
+        return PixelSNAILState(self, prefix, cond)
+
+
+def _nin(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution on one pixel's vector (B, C_in) -> (B, C_out)."""
+    return F.linear(x, conv.weight[:, :, 0, 0], conv.bias)
+
+
+def _window(conv: nn.Conv2d, window: torch.Tensor) -> torch.Tensor:
+    """A convolution at one output position: the input window (B, C_in, kh, kw) it reads -> (B, C_out)."""
+    return F.linear(window.reshape(window.shape[0], -1), conv.weight.reshape(conv.out_channels, -1), conv.bias)
+
+
+class PixelSNAILState:
+    """Fast generation, per call: each step computes the network at one pixel only. The convolutions
+    follow Ramachandran et al. 2017: every 2x2 convolution's input map is cached (zero-padded above
+    and to the left, so the window of pixel (i, j) is rows i..i+1, columns j..j+1 of the cache) and
+    filled pixel by pixel; a pixel reads its own and three earlier entries. The attention keeps every
+    earlier pixel's key and value: when x_t is fed, each attention block computes pixel t's key and
+    value from x_t and the features it cached at t, and the query of pixel t+1 is compared with the
+    t+1 keys before it (none for pixel 0, whose output is zero).
+
+    Cost per pixel: a fixed number of small matrix products (two per gated unit, C x 8C and 2C x 8C,
+    plus the input layer, queries, keys and values) and, per attention block, one product with the t
+    cached keys and one with the t values: O(t (D + C/2)), so O(N^2 (D + C/2)) per image for the
+    attention against O(N^2 C^2) for the naive state's full forward per pixel. With B = 10 the work is
+    so small that the per-pixel cost is mostly PyTorch's per-operation overhead (bench/fast_states.py).
+    Priming a prefix is one full forward. Equal to the full forward up to float rounding."""
+
+    def __init__(self, model: PixelSNAIL, prefix: torch.Tensor, cond: torch.Tensor | None):
+        if prefix.dim() != 2:
+            raise ValueError(f"prefix must have shape (B, T), got {tuple(prefix.shape)}.")
+        c = model.config
+        N, B, T0 = model.sequence_length, prefix.shape[0], prefix.shape[1]
+        if T0 > N:
+            raise ValueError(f"prefix has {T0} values but the image has only {N} pixels.")
+        self.model, self.t = model, T0
+        padded = torch.zeros(B, N, dtype=torch.long, device=model.head.weight.device)
+        padded[:, :T0] = prefix.long()
+        levels, self.cond = model._check(padded, cond)
+        with torch.no_grad():
+            trace = {"maps": [], "keys_values": []}
+            model.features(levels, self.cond, trace)  # one forward primes every cache
+            x = model.one_hot(levels.view(B, c.height, c.width))
+            self.x = F.pad(torch.cat([x, torch.ones_like(x[:, :1])], dim=1), (1, 1, 1, 0))  # (B, Q+1, H+1, W+2)
+            self.maps = [[down_right_pad(a1), down_right_pad(a2)] for a1, a2 in trace["maps"]]  # (B, 2C, H+1, W+1)
+            D = c.key_channels
+            self.keys = [kv[..., :D].contiguous() for kv in trace["keys_values"]]  # (B, N, D)
+            self.values = [kv[..., D:].contiguous() for kv in trace["keys_values"]]  # (B, N, C/2)
+            self.features = [None] * c.blocks  # each attention block's input at the current pixel (B, C)
+            self.position = model.position(1)[0].flatten(1).t()  # (N, 2)
+            self.log_probs = self._pixel() if T0 < N else None
+
+    def _unit(self, unit: GatedResidual, x: torch.Tensor, aux: torch.Tensor | None = None) -> torch.Tensor:
+        """A 1x1 gated unit on one pixel's vector (B, C) -> (B, C)."""
+        c1 = _nin(unit.conv1, concat_elu(x))
+        if aux is not None:
+            c1 = c1 + _nin(unit.aux, concat_elu(aux))
+        c2 = _nin(unit.conv2, concat_elu(c1))
+        if self.cond is not None:
+            c2 = c2 + unit.cond(self.cond)
+        a, b = c2.chunk(2, dim=1)
+        return x + a * torch.sigmoid(b)
+
+    def _pixel(self) -> torch.Tensor:
+        """The network at the current pixel t = (i, j) -> log-probs (B, Q); caches its features."""
+        m, c = self.model, self.model.config
+        i, j = divmod(self.t, c.width)
+        B = self.x.shape[0]
+        ul = torch.zeros(B, c.channels, dtype=self.x.dtype, device=self.x.device)
+        if i > 0:  # the row above, columns j-1..j+1 (padded coordinates are shifted by one)
+            ul = ul + _window(m.input_down, self.x[:, :, i:i + 1, j:j + 3])
+        if j > 0:  # rows i-1..i, column j-1
+            ul = ul + _window(m.input_right, self.x[:, :, i:i + 2, j:j + 1])
+        position = self.position[self.t].expand(B, -1)
+        for b, attention in enumerate(m.attention):
+            for r in range(b * c.residuals, (b + 1) * c.residuals):
+                unit, (a1, a2) = m.residuals[r], self.maps[r]
+                a1[:, :, i + 1, j + 1] = concat_elu(ul)
+                a2[:, :, i + 1, j + 1] = concat_elu(_window(unit.conv1, a1[:, :, i:i + 2, j:j + 2]))
+                c2 = _window(unit.conv2, a2[:, :, i:i + 2, j:j + 2])
+                if self.cond is not None:
+                    c2 = c2 + unit.cond(self.cond)
+                a, g = c2.chunk(2, dim=1)
+                ul = ul + a * torch.sigmoid(g)
+            self.features[b] = ul
+            if self.t == 0:
+                mixed = torch.zeros(B, c.channels // 2, dtype=ul.dtype, device=ul.device)
+            else:
+                q = _nin(attention.q_out, self._unit(attention.q_res, torch.cat([ul, position], dim=1)))
+                scores = torch.bmm(self.keys[b][:, :self.t], q[:, :, None]) / math.sqrt(c.key_channels)  # (B, t, 1)
+                mixed = torch.bmm(torch.softmax(scores, dim=1).transpose(1, 2), self.values[b][:, :self.t])[:, 0]
+            ul = self._unit(attention.out_res, ul, mixed)
+        return F.log_softmax(_nin(m.head, F.elu(ul)), dim=-1)
+
+    @torch.no_grad()
+    def step(self, levels: torch.Tensor) -> torch.Tensor | None:
+        m, c = self.model, self.model.config
+        if self.t >= m.sequence_length:
+            raise ValueError("The image is complete: there is no next pixel to feed.")
+        i, j = divmod(self.t, c.width)
+        x = F.one_hot(levels.long().view(-1).to(self.x.device), c.quantization_levels).to(self.x.dtype)
+        self.x[:, :-1, i + 1, j + 1] = x  # the ones channel is already 1
+        position = self.position[self.t].expand(x.shape[0], -1)
+        D = c.key_channels
+        for b, attention in enumerate(m.attention):  # pixel t's key and value, now that x_t is known
+            kv = _nin(attention.kv_out, self._unit(attention.kv_res, torch.cat([x, self.features[b], position], dim=1)))
+            self.keys[b][:, self.t] = kv[:, :D]
+            self.values[b][:, self.t] = kv[:, D:]
+        self.t += 1
+        self.log_probs = self._pixel() if self.t < m.sequence_length else None
+        return self.log_probs
+
+    def reorder(self, index: torch.Tensor) -> "PixelSNAILState":
+        pick = lambda v: v.index_select(0, index)  # noqa: E731
+        self.x = pick(self.x)
+        self.maps = [[pick(a1), pick(a2)] for a1, a2 in self.maps]
+        self.keys, self.values = [pick(k) for k in self.keys], [pick(v) for v in self.values]
+        self.features = [None if f is None else pick(f) for f in self.features]
+        if self.cond is not None:
+            self.cond = pick(self.cond)
+        self.log_probs = None if self.log_probs is None else pick(self.log_probs)
+        return self
