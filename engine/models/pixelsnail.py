@@ -219,31 +219,22 @@ class PixelSNAIL(AutoregressiveModel):
         return PixelSNAILState(self, prefix, cond)
 
 
-def _nin(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution on one pixel's vector (B, C_in) -> (B, C_out)."""
-    return F.linear(x, conv.weight[:, :, 0, 0], conv.bias)
-
-
-def _window(conv: nn.Conv2d, window: torch.Tensor) -> torch.Tensor:
-    """A convolution at one output position: the input window (B, C_in, kh, kw) it reads -> (B, C_out)."""
-    return F.linear(window.reshape(window.shape[0], -1), conv.weight.reshape(conv.out_channels, -1), conv.bias)
-
-
 class PixelSNAILState:
     """Fast generation, per call: each step computes the network at one pixel only. The convolutions
-    follow Ramachandran et al. 2017: every 2x2 convolution's input map is cached (zero-padded above
-    and to the left, so the window of pixel (i, j) is rows i..i+1, columns j..j+1 of the cache) and
-    filled pixel by pixel; a pixel reads its own and three earlier entries. The attention keeps every
-    earlier pixel's key and value: when x_t is fed, each attention block computes pixel t's key and
-    value from x_t and the features it cached at t, and the query of pixel t+1 is compared with the
-    t+1 keys before it (none for pixel 0, whose output is zero).
+    follow Ramachandran et al. 2017: every 2x2 convolution's input map is cached (channels last,
+    zero-padded above and to the left, so the window of pixel (i, j) is rows i..i+1, columns j..j+1 of
+    the cache) and filled pixel by pixel; a pixel reads its own and three earlier entries. The attention
+    keeps every earlier pixel's key and value: when x_t is fed, each attention block computes pixel t's
+    key and value from x_t and the features it cached at t, and the query of pixel t+1 is compared with
+    the t+1 keys before it (none for pixel 0, whose output is zero).
 
-    Cost per pixel: a fixed number of small matrix products (two per gated unit, C x 8C and 2C x 8C,
+    Cost per pixel: a fixed number of small matrix products (two per gated unit, 8C -> C and 8C -> 2C,
     plus the input layer, queries, keys and values) and, per attention block, one product with the t
     cached keys and one with the t values: O(t (D + C/2)), so O(N^2 (D + C/2)) per image for the
     attention against O(N^2 C^2) for the naive state's full forward per pixel. With B = 10 the work is
     so small that the per-pixel cost is mostly PyTorch's per-operation overhead (bench/fast_states.py).
-    Priming a prefix is one full forward. Equal to the full forward up to float rounding."""
+    Priming a prefix is one full forward; the weights are flattened once per call and each unit's
+    condition term computed once. Equal to the full forward up to float rounding."""
 
     def __init__(self, model: PixelSNAIL, prefix: torch.Tensor, cond: torch.Tensor | None):
         if prefix.dim() != 2:
@@ -255,30 +246,45 @@ class PixelSNAILState:
         self.model, self.t = model, T0
         padded = torch.zeros(B, N, dtype=torch.long, device=model.head.weight.device)
         padded[:, :T0] = prefix.long()
-        levels, self.cond = model._check(padded, cond)
+        levels, cond = model._check(padded, cond)
+        last = lambda v: v.permute(0, 2, 3, 1).contiguous()  # noqa: E731  (B, C, H, W) -> (B, H, W, C)
         with torch.no_grad():
             trace = {"maps": [], "keys_values": []}
-            model.features(levels, self.cond, trace)  # one forward primes every cache
+            model.features(levels, cond, trace)  # one forward primes every cache
             x = model.one_hot(levels.view(B, c.height, c.width))
-            self.x = F.pad(torch.cat([x, torch.ones_like(x[:, :1])], dim=1), (1, 1, 1, 0))  # (B, Q+1, H+1, W+2)
-            self.maps = [[down_right_pad(a1), down_right_pad(a2)] for a1, a2 in trace["maps"]]  # (B, 2C, H+1, W+1)
+            self.x = last(F.pad(torch.cat([x, torch.ones_like(x[:, :1])], dim=1), (1, 1, 1, 0)))  # (B, H+1, W+2, Q+1)
+            self.maps = [[last(down_right_pad(a1)), last(down_right_pad(a2))] for a1, a2 in trace["maps"]]  # (B, H+1, W+1, 2C)
             D = c.key_channels
             self.keys = [kv[..., :D].contiguous() for kv in trace["keys_values"]]  # (B, N, D)
             self.values = [kv[..., D:].contiguous() for kv in trace["keys_values"]]  # (B, N, C/2)
             self.features = [None] * c.blocks  # each attention block's input at the current pixel (B, C)
             self.position = model.position(1)[0].flatten(1).t()  # (N, 2)
+            # per convolution: (weight (taps * C_in, C_out) in the caches' channels-last order, bias)
+            self.weights = {id(conv): (conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.out_channels), conv.bias)
+                            for conv in model.modules() if isinstance(conv, nn.Conv2d)}
+            # per gated unit: its condition term (B, 2C), or none
+            self.cond = {id(unit): unit.cond(cond) for unit in model.modules()
+                         if isinstance(unit, GatedResidual) and unit.cond is not None} if cond is not None else {}
             self.log_probs = self._pixel() if T0 < N else None
+
+    def _conv(self, conv: nn.Conv2d, window: torch.Tensor) -> torch.Tensor:
+        """A convolution at one output position: the channels-last window (B, kh, kw, C_in) or vector
+        (B, C_in) it reads -> (B, C_out)."""
+        weight, bias = self.weights[id(conv)]
+        return torch.addmm(bias, window.reshape(window.shape[0], -1), weight)
+
+    def _gate(self, unit: GatedResidual, x: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
+        if id(unit) in self.cond:
+            c2 = c2 + self.cond[id(unit)]
+        a, b = c2.chunk(2, dim=1)
+        return x + a * torch.sigmoid(b)
 
     def _unit(self, unit: GatedResidual, x: torch.Tensor, aux: torch.Tensor | None = None) -> torch.Tensor:
         """A 1x1 gated unit on one pixel's vector (B, C) -> (B, C)."""
-        c1 = _nin(unit.conv1, concat_elu(x))
+        c1 = self._conv(unit.conv1, concat_elu(x))
         if aux is not None:
-            c1 = c1 + _nin(unit.aux, concat_elu(aux))
-        c2 = _nin(unit.conv2, concat_elu(c1))
-        if self.cond is not None:
-            c2 = c2 + unit.cond(self.cond)
-        a, b = c2.chunk(2, dim=1)
-        return x + a * torch.sigmoid(b)
+            c1 = c1 + self._conv(unit.aux, concat_elu(aux))
+        return self._gate(unit, x, self._conv(unit.conv2, concat_elu(c1)))
 
     def _pixel(self) -> torch.Tensor:
         """The network at the current pixel t = (i, j) -> log-probs (B, Q); caches its features."""
@@ -286,30 +292,26 @@ class PixelSNAILState:
         i, j = divmod(self.t, c.width)
         B = self.x.shape[0]
         ul = torch.zeros(B, c.channels, dtype=self.x.dtype, device=self.x.device)
-        if i > 0:  # the row above, columns j-1..j+1 (padded coordinates are shifted by one)
-            ul = ul + _window(m.input_down, self.x[:, :, i:i + 1, j:j + 3])
+        if i > 0:  # the row above, columns j-1..j+1 (the caches' coordinates are shifted by one)
+            ul = ul + self._conv(m.input_down, self.x[:, i:i + 1, j:j + 3])
         if j > 0:  # rows i-1..i, column j-1
-            ul = ul + _window(m.input_right, self.x[:, :, i:i + 2, j:j + 1])
+            ul = ul + self._conv(m.input_right, self.x[:, i:i + 2, j:j + 1])
         position = self.position[self.t].expand(B, -1)
         for b, attention in enumerate(m.attention):
             for r in range(b * c.residuals, (b + 1) * c.residuals):
                 unit, (a1, a2) = m.residuals[r], self.maps[r]
-                a1[:, :, i + 1, j + 1] = concat_elu(ul)
-                a2[:, :, i + 1, j + 1] = concat_elu(_window(unit.conv1, a1[:, :, i:i + 2, j:j + 2]))
-                c2 = _window(unit.conv2, a2[:, :, i:i + 2, j:j + 2])
-                if self.cond is not None:
-                    c2 = c2 + unit.cond(self.cond)
-                a, g = c2.chunk(2, dim=1)
-                ul = ul + a * torch.sigmoid(g)
+                a1[:, i + 1, j + 1] = concat_elu(ul)
+                a2[:, i + 1, j + 1] = concat_elu(self._conv(unit.conv1, a1[:, i:i + 2, j:j + 2]))
+                ul = self._gate(unit, ul, self._conv(unit.conv2, a2[:, i:i + 2, j:j + 2]))
             self.features[b] = ul
             if self.t == 0:
                 mixed = torch.zeros(B, c.channels // 2, dtype=ul.dtype, device=ul.device)
             else:
-                q = _nin(attention.q_out, self._unit(attention.q_res, torch.cat([ul, position], dim=1)))
+                q = self._conv(attention.q_out, self._unit(attention.q_res, torch.cat([ul, position], dim=1)))
                 scores = torch.bmm(self.keys[b][:, :self.t], q[:, :, None]) / math.sqrt(c.key_channels)  # (B, t, 1)
                 mixed = torch.bmm(torch.softmax(scores, dim=1).transpose(1, 2), self.values[b][:, :self.t])[:, 0]
             ul = self._unit(attention.out_res, ul, mixed)
-        return F.log_softmax(_nin(m.head, F.elu(ul)), dim=-1)
+        return F.log_softmax(self._conv(m.head, F.elu(ul)), dim=-1)
 
     @torch.no_grad()
     def step(self, levels: torch.Tensor) -> torch.Tensor | None:
@@ -318,11 +320,11 @@ class PixelSNAILState:
             raise ValueError("The image is complete: there is no next pixel to feed.")
         i, j = divmod(self.t, c.width)
         x = F.one_hot(levels.long().view(-1).to(self.x.device), c.quantization_levels).to(self.x.dtype)
-        self.x[:, :-1, i + 1, j + 1] = x  # the ones channel is already 1
+        self.x[:, i + 1, j + 1, :-1] = x  # the ones channel is already 1
         position = self.position[self.t].expand(x.shape[0], -1)
         D = c.key_channels
         for b, attention in enumerate(m.attention):  # pixel t's key and value, now that x_t is known
-            kv = _nin(attention.kv_out, self._unit(attention.kv_res, torch.cat([x, self.features[b], position], dim=1)))
+            kv = self._conv(attention.kv_out, self._unit(attention.kv_res, torch.cat([x, self.features[b], position], dim=1)))
             self.keys[b][:, self.t] = kv[:, :D]
             self.values[b][:, self.t] = kv[:, D:]
         self.t += 1
@@ -335,7 +337,6 @@ class PixelSNAILState:
         self.maps = [[pick(a1), pick(a2)] for a1, a2 in self.maps]
         self.keys, self.values = [pick(k) for k in self.keys], [pick(v) for v in self.values]
         self.features = [None if f is None else pick(f) for f in self.features]
-        if self.cond is not None:
-            self.cond = pick(self.cond)
+        self.cond = {k: pick(v) for k, v in self.cond.items()}
         self.log_probs = None if self.log_probs is None else pick(self.log_probs)
         return self
