@@ -199,8 +199,8 @@ class PixelSNAIL(AutoregressiveModel):
         B = levels.shape[0]
         x = self.one_hot(levels.view(B, c.height, c.width))
         x_pad = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
-        down = self.input_down(F.pad(x_pad, (1, 1, 0, 0)))  # row i: rows i, columns j-1..j+1
-        right = self.input_right(F.pad(x_pad, (0, 0, 1, 0)))  # column j: rows i-1..i, column j
+        down = self.input_down(F.pad(x_pad, (1, 1, 0, 0)))  # at (i, j): row i, columns j-1..j+1
+        right = self.input_right(F.pad(x_pad, (0, 0, 1, 0)))  # at (i, j): rows i-1..i, column j
         ul = F.pad(down, (0, 0, 1, 0))[:, :, :-1] + F.pad(right, (1, 0))[..., :-1]  # shifted down / right by one
         position = self.position(B)
         for b, attention in enumerate(self.attention):
