@@ -12,6 +12,7 @@ import torch
 from engine.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from engine.models.made import MADE, MADEConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
+from engine.models.pixelcnnpp import PixelCNNPlusPlus, PixelCNNPlusPlusConfig
 from engine.models.pixelsnail import PixelSNAIL, PixelSNAILConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
@@ -57,6 +58,17 @@ def tiny_pixelsnail(Q: int, K: int, H: int, W: int) -> PixelSNAIL:
     return model.eval()
 
 
+def tiny_pixelcnnpp(Q: int, K: int, H: int, W: int) -> PixelCNNPlusPlus:
+    """Weights of std 0.2, not 0.5: at 0.5 its ten layers give log-probs in the thousands, where float32
+    rounding alone breaks the fast == naive tolerance (in float64 the two agree to 1e-9 either way)."""
+    model = _spread(PixelCNNPlusPlus(PixelCNNPlusPlusConfig(quantization_levels=Q, cond_channels=K, height=H, width=W,
+                                                            filters=4, resnets=1, stages=2, components=2)))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.4)
+    return model
+
+
 def tiny_mixture(Q: int, K: int, H: int, W: int):
     """Two tiny WaveNets of different widths and receptive fields, weighted 0.6 / 0.4."""
     from engine.recipes.mixture import mixture_of
@@ -73,5 +85,6 @@ TINY = {
     "pixelcnn": tiny_pixelcnn,
     "gated_pixelcnn": tiny_gated_pixelcnn,
     "pixelsnail": tiny_pixelsnail,
+    "pixelcnnpp": tiny_pixelcnnpp,
     "mixture": tiny_mixture,
 }

@@ -8,6 +8,7 @@ from engine.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from engine.models.made import MADE, MADEConfig
 from engine.models.mixture import Mixture, MixtureConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
+from engine.models.pixelcnnpp import PixelCNNPlusPlus, PixelCNNPlusPlusConfig
 from engine.models.pixelsnail import PixelSNAIL, PixelSNAILConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
@@ -18,6 +19,7 @@ MODEL_REGISTRY = {
     "pixelcnn": (PixelCNN, PixelCNNConfig),
     "gated_pixelcnn": (GatedPixelCNN, GatedPixelCNNConfig),
     "pixelsnail": (PixelSNAIL, PixelSNAILConfig),
+    "pixelcnnpp": (PixelCNNPlusPlus, PixelCNNPlusPlusConfig),
 }
 
 
