@@ -13,6 +13,7 @@ from engine.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from engine.models.made import MADE, MADEConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
 from engine.models.pixelcnnpp import PixelCNNPlusPlus, PixelCNNPlusPlusConfig
+from engine.models.pixelsnail import PixelSNAIL, PixelSNAILConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
 
@@ -46,6 +47,17 @@ def tiny_gated_pixelcnn(Q: int, K: int, H: int, W: int) -> GatedPixelCNN:
                                                      layers=3, first_kernel=3, kernel=3, head_channels=7)))
 
 
+def tiny_pixelsnail(Q: int, K: int, H: int, W: int) -> PixelSNAIL:
+    """Weights of 0.3, not 0.5: larger ones saturate the attention's softmax (a one-hot choice)."""
+    model = PixelSNAIL(PixelSNAILConfig(quantization_levels=Q, cond_channels=K, height=H, width=W, channels=6, blocks=2,
+                                        residuals=1, key_channels=4))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    return model.eval()
+
+
 def tiny_pixelcnnpp(Q: int, K: int, H: int, W: int) -> PixelCNNPlusPlus:
     """Weights of std 0.2, not 0.5: at 0.5 its ten layers give log-probs in the thousands, where float32
     rounding alone breaks the fast == naive tolerance (in float64 the two agree to 1e-9 either way)."""
@@ -72,6 +84,7 @@ TINY = {
     "made": tiny_made,
     "pixelcnn": tiny_pixelcnn,
     "gated_pixelcnn": tiny_gated_pixelcnn,
+    "pixelsnail": tiny_pixelsnail,
     "pixelcnnpp": tiny_pixelcnnpp,
     "mixture": tiny_mixture,
 }

@@ -9,6 +9,7 @@ from engine.models.made import MADE, MADEConfig
 from engine.models.mixture import Mixture, MixtureConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
 from engine.models.pixelcnnpp import PixelCNNPlusPlus, PixelCNNPlusPlusConfig
+from engine.models.pixelsnail import PixelSNAIL, PixelSNAILConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
 MODEL_REGISTRY = {
@@ -17,6 +18,7 @@ MODEL_REGISTRY = {
     "made": (MADE, MADEConfig),
     "pixelcnn": (PixelCNN, PixelCNNConfig),
     "gated_pixelcnn": (GatedPixelCNN, GatedPixelCNNConfig),
+    "pixelsnail": (PixelSNAIL, PixelSNAILConfig),
     "pixelcnnpp": (PixelCNNPlusPlus, PixelCNNPlusPlusConfig),
 }
 
