@@ -12,6 +12,7 @@ import torch
 from engine.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from engine.models.made import MADE, MADEConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
+from engine.models.transformer import CausalTransformer, CausalTransformerConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
 
@@ -45,6 +46,11 @@ def tiny_gated_pixelcnn(Q: int, K: int, H: int, W: int) -> GatedPixelCNN:
                                                      layers=3, first_kernel=3, kernel=3, head_channels=7)))
 
 
+def tiny_transformer(Q: int, K: int, H: int, W: int) -> CausalTransformer:
+    return _spread(CausalTransformer(CausalTransformerConfig(quantization_levels=Q, cond_channels=K, height=H, width=W,
+                                                             d_model=8, layers=2, heads=2, mlp_channels=12)))
+
+
 def tiny_mixture(Q: int, K: int, H: int, W: int):
     """Two tiny WaveNets of different widths and receptive fields, weighted 0.6 / 0.4."""
     from engine.recipes.mixture import mixture_of
@@ -61,4 +67,5 @@ TINY = {
     "pixelcnn": tiny_pixelcnn,
     "gated_pixelcnn": tiny_gated_pixelcnn,
     "mixture": tiny_mixture,
+    "transformer": tiny_transformer,
 }

@@ -8,6 +8,7 @@ from engine.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from engine.models.made import MADE, MADEConfig
 from engine.models.mixture import Mixture, MixtureConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
+from engine.models.transformer import CausalTransformer, CausalTransformerConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
 MODEL_REGISTRY = {
@@ -16,6 +17,7 @@ MODEL_REGISTRY = {
     "made": (MADE, MADEConfig),
     "pixelcnn": (PixelCNN, PixelCNNConfig),
     "gated_pixelcnn": (GatedPixelCNN, GatedPixelCNNConfig),
+    "transformer": (CausalTransformer, CausalTransformerConfig),
 }
 
 
