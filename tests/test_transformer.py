@@ -20,7 +20,7 @@ def digits(labels, K=3):
 
 def test_a_slot_reads_exactly_the_slots_up_to_its_own():
     """Slot s's output (row s of log_probs, p(x_s | x_<s, y)) has a non-zero gradient with respect to the
-    inputs of slots 0..s (the class token and x_0..x_{s-1}) and zero for every later slot."""
+    inputs of slots 0..s (the start vector and x_0..x_{s-1}) and zero for every later slot."""
     model = tiny_transformer(3, 3, 3, 4).double()
     levels = torch.randint(0, 3, (2, 12), generator=torch.Generator().manual_seed(0))
     x = model.inputs(levels[:, :-1], digits([0, 2]).double()).detach().requires_grad_(True)
@@ -110,7 +110,7 @@ def test_the_state_lives_on_the_call_and_reorders_to_another_batch_size():
 
 
 @torch.no_grad()
-def test_the_class_token_conditions_every_pixel():
+def test_the_class_embedding_conditions_every_pixel():
     model = tiny_transformer(3, 3, 3, 4)
     levels = torch.zeros(3, 12, dtype=torch.long)
     out = model.log_probs(levels, digits([0, 1, 2]))

@@ -1,11 +1,12 @@
 """A decoder-only causal Transformer over the pixels in raster order (Vaswani et al. 2017, "Attention Is
 All You Need", as GPT-2 uses it: Radford et al. 2019; on images as in Parmar et al. 2018, "Image
 Transformer", and Chen et al. 2020, "Generative Pretraining from Pixels"): pre-norm blocks of causal
-multi-head self-attention and an MLP, factorized row + column position embeddings, and a class token.
+multi-head self-attention and an MLP, factorized row + column position embeddings, and a class embedding.
 
-The sequence the blocks read has N = H*W slots: slot 0 is the class token (a learned start vector plus
-an embedding of the condition), slot s > 0 the embedded level x_{s-1}; every slot also gets the row and
-column embedding of the pixel it predicts, so slot s's output is p(x_s | x_<s, y). Fast generation keeps
+The sequence the blocks read has N = H*W slots: slot 0 is a learned start vector, slot s > 0 the embedded
+level x_{s-1}; every slot also gets the row and column embedding of the pixel it predicts and the
+embedding of the condition (a class embedding in every slot rather than a class token in slot 0 alone:
+every layer reads the digit directly), so slot s's output is p(x_s | x_<s, y). Fast generation keeps
 each layer's keys and values in a per-call cache and runs one new query per pixel against it."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from engine.models.base import AutoregressiveModel, check_image_inputs
 @dataclass
 class CausalTransformerConfig:
     quantization_levels: int = 2  # Q
-    cond_channels: int = 0  # K; 0 = unconditional (the class token is then the start vector alone)
+    cond_channels: int = 0  # K; 0 = unconditional (no class embedding)
     height: int = 28
     width: int = 28
     d_model: int = 64  # C, the width of every slot
@@ -86,7 +87,7 @@ class Block(nn.Module):
 class CausalTransformer(AutoregressiveModel):
     family_name = "Causal Transformer"
     family_summary = ("causal self-attention over every earlier pixel (pre-norm blocks, row + column positions, "
-                      "a class token); fast generation keeps a key/value cache")
+                      "a class embedding); fast generation keeps a key/value cache")
     family_paper = "Vaswani et al. 2017; Parmar et al. 2018"
 
     def __init__(self, config: CausalTransformerConfig):
@@ -103,16 +104,34 @@ class CausalTransformer(AutoregressiveModel):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """GPT-2's: N(0, 0.02) weights, zero biases, and the projections that write into the residual
-        stream scaled by 1 / sqrt(2 layers), so the stream's variance does not grow with depth."""
+        """GPT-2's N(0, 0.02) for the linear maps, zero biases, and the projections that write into the
+        residual stream scaled by 1 / sqrt(2 layers), so the stream's variance does not grow with depth;
+        the inputs at unit scale as in Vaswani et al. (levels and classes N(0, 1), the positions
+        sinusoids: the row's in the first half of the channels, the column's in the second, as the Image
+        Transformer does it), so that an offset like "the pixel above" is a fixed linear map of the
+        position from the first step. The position tables stay learned."""
         for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
+            if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, 0.0, 0.02)
-                if getattr(module, "bias", None) is not None:
+                if module.bias is not None:
                     nn.init.zeros_(module.bias)
         for block in self.blocks:
             for proj in (block.proj, block.mlp_out):
                 nn.init.normal_(proj.weight, 0.0, 0.02 / math.sqrt(2 * self.config.layers))
+        with torch.no_grad():
+            nn.init.normal_(self.embed.weight)
+            nn.init.normal_(self.start_token)
+            if self.class_embed is not None:
+                nn.init.normal_(self.class_embed.weight)
+            C = self.config.d_model
+            half = C // 2
+            for table, lo, hi in ((self.row, 0, half), (self.column, half, C)):
+                table.weight.zero_()
+                n = hi - lo
+                index = torch.arange(table.num_embeddings, dtype=torch.float32)[:, None]
+                freq = 10.0 ** (-torch.arange(0, n, 2, dtype=torch.float32) / max(n, 1))  # periods of 2 pi up to ~60 pixels
+                table.weight[:, lo:hi:2] = torch.sin(index * freq)
+                table.weight[:, lo + 1:hi:2] = torch.cos(index * freq[:(n // 2)])
 
     @property
     def sequence_length(self) -> int:
@@ -122,21 +141,18 @@ class CausalTransformer(AutoregressiveModel):
         c = self.config
         return f"every pixel attends to all the pixels before it ({c.layers} layers of {c.heads} heads, width {c.d_model})"
 
-    def class_token(self, cond: torch.Tensor | None, B: int) -> torch.Tensor:
-        """-> slot 0's input before its position (B, C): the start vector plus the condition's embedding."""
-        token = self.start_token.expand(B, -1)
-        return token if cond is None else token + self.class_embed(cond)
-
     def positions(self, slots: torch.Tensor) -> torch.Tensor:
         """Slot indices (T,) -> (T, C): the row + column embedding of the pixel each slot predicts."""
         W = self.config.width
         return self.row(slots // W) + self.column(slots % W)
 
     def inputs(self, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """levels (B, T) of x_0..x_{T-1} (T < N) -> the first T+1 slots' inputs (B, T+1, C)."""
+        """levels (B, T) of x_0..x_{T-1} (T < N) -> the first T+1 slots' inputs (B, T+1, C): the start vector
+        then the levels' embeddings, each plus its position and the condition's embedding."""
         B, T = levels.shape
-        x = torch.cat([self.class_token(cond, B)[:, None], self.embed(levels)], dim=1)
-        return x + self.positions(torch.arange(T + 1, device=levels.device))
+        x = torch.cat([self.start_token.expand(B, 1, -1), self.embed(levels)], dim=1)
+        x = x + self.positions(torch.arange(T + 1, device=levels.device))
+        return x if cond is None else x + self.class_embed(cond)[:, None]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The last block's output (B, ..., C) -> (B, ..., Q)."""
@@ -184,6 +200,7 @@ class KVCacheState:
             return  # the image is complete: nothing to predict, nothing to cache
         with torch.no_grad():
             self.embed, self.positions = model.embed.weight, model.positions(torch.arange(N, device=device))
+            self.class_vector = None if self.cond is None else model.class_embed(self.cond)  # (B, C)
             self.weights = []
             scale = torch.ones(3 * C, dtype=self.embed.dtype, device=device)
             scale[:C] = (C // heads) ** -0.5
@@ -209,6 +226,8 @@ class KVCacheState:
             return None
         s = self.t
         x = self.embed[levels.long().view(-1).to(self.embed.device)] + self.positions[s]  # (B, C)
+        if self.class_vector is not None:
+            x = x + self.class_vector
         B, C = x.shape
         heads = self.heads
         for (ln1, w_qkv, b_qkv, w_proj, b_proj, ln2, w_in, b_in, w_out, b_out), keys, values in zip(self.weights, self.keys, self.values):
@@ -228,5 +247,7 @@ class KVCacheState:
         self.values = [v.index_select(0, rows) for v in self.values]
         if self.cond is not None:
             self.cond = self.cond.index_select(0, index)
+            if self.log_probs is not None:
+                self.class_vector = self.class_vector.index_select(0, index)
         self.log_probs = None if self.log_probs is None else self.log_probs.index_select(0, index)
         return self
