@@ -62,7 +62,7 @@ def test_top_left_is_causal_for_a_single_query_would_see_only_the_first_key(monk
     q, k, v = (torch.randn(4, n, 8, generator=torch.Generator().manual_seed(n)) for n in (1, 5, 5))
     top_left = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     torch.testing.assert_close(top_left, v[:, :1])  # key 0 alone
-    mine = transformer.cached_attention(q * 8 ** -0.5, k, v)  # the cache's queries come scaled
+    mine = transformer.cached_attention(q * 8 ** -0.5, k.transpose(1, 2), v)  # the cache's queries come scaled, its keys transposed
     torch.testing.assert_close(mine, F.scaled_dot_product_attention(q, k, v))  # every key, as a full causal row
     assert not torch.allclose(top_left, mine, atol=1e-3)
 
@@ -79,7 +79,7 @@ def test_top_left_is_causal_for_a_single_query_would_see_only_the_first_key(monk
     naive = run(NaiveState(model, levels[:, :0], cond))
     torch.testing.assert_close(run(model.start(levels[:, :0], cond)), naive, rtol=1e-5, atol=1e-5)
     monkeypatch.setattr(transformer, "cached_attention",
-                        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0))
+                        lambda q, keys_t, v: F.scaled_dot_product_attention(q, keys_t.transpose(1, 2), v, is_causal=True, scale=1.0))
     wrong = run(model.start(levels[:, :0], cond))
     torch.testing.assert_close(wrong[:, :1], naive[:, :1], rtol=1e-5, atol=1e-5)  # slot 0 is primed by the square forward
     assert ((wrong[:, 1:] - naive[:, 1:]).abs().amax(dim=(0, 2)) > 1e-3).all()  # every stepped slot sees key 0 alone
