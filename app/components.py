@@ -324,3 +324,41 @@ def what_to_look_for(text: str) -> None:
     """The page's short guide to what its charts show, folded so it does not push the charts down."""
     with st.expander("What to look for", icon=":material/visibility:"):
         st.markdown(text)
+
+
+class RunProgress:
+    """A long run's progress bar with a Stop button under it. Pressing Stop interrupts the run (Streamlit
+    reruns the page at once) and the page's next run shows where it stopped (`stopped_notice`) instead of
+    starting again; any other change starts a fresh run. `done()` clears both when the run ends, also
+    after an error, so no bar is left hanging."""
+
+    def __init__(self, page: str, text: str):
+        self.page = page
+        self.bar = st.progress(0.0, text=text)
+        self.stop = st.empty()
+        st.session_state[f"{page}.progress"] = text
+        self.stop.button("Stop", key=f"{page}.stop", icon=":material/stop_circle:", on_click=_mark_stopped, args=(page,),
+                         help="Stop this run and keep what it has done so far.")
+
+    def update(self, fraction: float, text: str) -> None:
+        self.bar.progress(min(max(fraction, 0.0), 1.0), text=text)
+        st.session_state[f"{self.page}.progress"] = text
+
+    def done(self) -> None:
+        self.bar.empty()
+        self.stop.empty()  # (the progress text stays: a Stop's callback runs after this, in the next run)
+
+
+def _mark_stopped(page: str) -> None:
+    st.session_state[f"{page}.stopped"] = st.session_state.get(f"{page}.progress") or "before it began"
+
+
+def stopped_notice(page: str, what: str = "the run") -> bool:
+    """Whether the page's last run was stopped with its Stop button; if so, says where (once) and offers
+    to run again. The page then shows what it kept and stops."""
+    where = st.session_state.pop(f"{page}.stopped", None)
+    if where is None:
+        return False
+    st.info(f"Stopped {what} at: {where.rstrip('.')}. Change a setting or press **Run again** to start over.")
+    st.button("Run again", key=f"{page}.again", icon=":material/replay:")
+    return True

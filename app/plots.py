@@ -173,23 +173,19 @@ def posterior_curve_figure(posteriors: np.ndarray, labels, total: int | None = N
     return fig
 
 
-def error_by_horizon_figure(errors: dict[str, np.ndarray], dt: float, card_errors: dict[str, dict[int, float]] | None = None,
-                            colors: dict[str, str] | None = None) -> go.Figure:
-    """Mean absolute error against the forecast horizon: per model a line over this curve's forecast
-    steps (errors (H,), step h at h + 1), and, from the model cards, the test split's greedy error at a few
-    horizons as markers (card_errors {model: {h: error}}), so the gap between models shows on one curve
-    and on many."""
-    colors = colors or model_colors(errors)
+def error_by_horizon_figure(errors: dict[str, np.ndarray], dt: float, many_curves: dict[str, np.ndarray] | None = None,
+                            colors: dict[str, str] | None = None, num_curves: int = 0) -> go.Figure:
+    """Mean absolute error against the forecast horizon, per model: a solid line for this curve's
+    trajectories (errors (H,), step h at h + 1) and a dashed one for greedy forecasts of `num_curves` test
+    curves (many_curves (H,)), so the gap between models shows on one curve and on many."""
+    colors = colors or model_colors({**errors, **(many_curves or {})})
     fig = go.Figure()
     for name, err in errors.items():
         fig.add_trace(go.Scatter(x=np.arange(1, len(err) + 1), y=err, name=f"{name}: this curve", mode="lines",
                                  legendgroup=name, line=dict(color=colors.get(name, PALETTE[0]), width=2.5)))
-    for name, points in (card_errors or {}).items():
-        if points:
-            hs = sorted(points)
-            fig.add_trace(go.Scatter(x=hs, y=[points[h] for h in hs], name=f"{name}: test curves (greedy)", mode="markers+lines",
-                                     legendgroup=name, line=dict(color=colors.get(name, PALETTE[0]), width=1, dash="dot"),
-                                     marker=dict(size=10, symbol="diamond")))
+    for name, err in (many_curves or {}).items():
+        fig.add_trace(go.Scatter(x=np.arange(1, len(err) + 1), y=err, name=f"{name}: {num_curves} test curves (greedy)",
+                                 mode="lines", legendgroup=name, line=dict(color=colors.get(name, PALETTE[0]), width=2, dash="dash")))
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=20, b=10), font=dict(size=FONT),
                       xaxis=dict(title=f"steps ahead (1 step = {dt:g} s)", type="log"), yaxis=dict(title="mean |forecast - truth|"),
                       legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))

@@ -10,7 +10,7 @@ weights: the timing does not depend on the weights). The naive run stops after -
 time for all 784 pixels is then extrapolated from its per-pixel mean (marked "extrapolated"), and the
 samples are compared over the pixels both took. Both wall-clock and CPU seconds (time.process_time) are
 kept, with the machine's load average: on a shared machine the CPU seconds are the fairer figure.
-Prints a table and writes bench/results/fast_states.json.
+Prints a table and writes bench/results/fast_states.json (the models measured replace their rows; the others stay).
 """
 
 from __future__ import annotations
@@ -113,7 +113,9 @@ def main(argv=None) -> int:
               + (f"  live posterior {r['live_posterior_s'] * 1000:.0f} ms ({r['live_posterior_cpu_s'] * 1000:.0f} ms CPU)" if "live_posterior_s" in r else ""),
               flush=True)
     print("* extrapolated from the pixels the naive state took within the budget")
-    Path(args.out).write_text(json.dumps({"meta": machine_meta(args.threads), "models": rows}, indent=2) + "\n")
+    out = Path(args.out)
+    kept = json.loads(out.read_text()).get("models", {}) if out.exists() else {}  # other models' rows stay
+    out.write_text(json.dumps({"meta": machine_meta(args.threads), "models": {**kept, **rows}}, indent=2) + "\n")
     return 0
 
 

@@ -83,12 +83,52 @@ def forecast(
     prefix = levels[None, :].expand(num_trajectories, -1)
     cond = condition_tensor(model, condition, num_trajectories, device)
     sampler = make_sampler("greedy" if temperature == 0 else "temperature", temperature=temperature or 1.0, generator=generator)
-    out = torch.empty(num_trajectories, horizon, dtype=torch.long, device=device)
+    return _continue(model, prefix, cond, horizon, sampler, progress)
+
+
+def _continue(model, prefix: torch.Tensor, cond: torch.Tensor | None, horizon: int, sampler, progress: Progress | None) -> np.ndarray:
+    """Levels (B, T0) -> (B, horizon) real values sampled after them, one step at a time (the fast state)."""
+    Q, low, high = _quantization(model)
+    out = torch.empty(prefix.shape[0], horizon, dtype=torch.long, device=prefix.device)
     for i, step in enumerate(itertools.islice(generate_fast(model, prefix, sampler, cond), horizon)):
         out[:, i] = step.sample
         if progress is not None and ((i + 1) % 25 == 0 or i + 1 == horizon):
             progress(i + 1, horizon)
     return dequantize(out, Q, low, high).cpu().numpy()
+
+
+MAX_ERROR_CURVES = 64
+
+
+@task_threads("forecast")
+@torch.no_grad()
+def forecast_error_over_curves(model, n_observed: int, horizon: int, num_curves: int = 16,
+                               progress: Progress | None = None) -> np.ndarray:
+    """Mean |greedy forecast - truth| at each step ahead over the first `num_curves` test curves of the
+    distribution the model was trained on (its config.json's data.train_params, test split), each curve
+    observed for `n_observed` samples and forecast `horizon` steps, all curves in one batch.
+    Returns (horizon,): the error on many curves, next to the one on the page's curve."""
+    from engine.data.fourier import FourierParams, make_curves  # the Fourier data only when asked for
+
+    Q, low, high = _quantization(model)
+    train = dict(getattr(model, "data_config", {}).get("train_params") or {})
+    if not train:
+        raise ValueError("This model's config.json has no data.train_params: the curves it was trained on are unknown.")
+    for name, value, lo, cap in (("n_observed", n_observed, 0, 100_000), ("horizon", horizon, 1, MAX_FORECAST_STEPS),
+                                 ("num_curves", num_curves, 1, MAX_ERROR_CURVES)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= cap:
+            raise ValueError(f"{name} must be a whole number from {lo} to {cap}, got {value!r}.")
+    known = set(FourierParams.__dataclass_fields__)
+    params = FourierParams(**{**{k: v for k, v in train.items() if k in known},
+                              "num_curves": int(num_curves), "length": int(n_observed + horizon)})
+    values, conditions = make_curves(params, "test")
+    device = _device(model)
+    observed = values[:, :n_observed] if n_observed else torch.zeros(num_curves, 1)
+    prefix = quantize(observed, Q, low, high).to(device)
+    K = model.config.cond_channels
+    cond = F.one_hot(conditions.to(device), K).float() if K else None
+    forecasts = _continue(model, prefix, cond, horizon, make_sampler("greedy"), progress)
+    return np.abs(forecasts - values[:, n_observed:].numpy()).mean(axis=0)
 
 
 def summarize_trajectories(trajectories: np.ndarray) -> dict[str, np.ndarray]:

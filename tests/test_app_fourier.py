@@ -56,6 +56,15 @@ def test_page_draws_both_models(pretrained):
     errors = {tr["name"]: tr for tr in figure(at, 1)["data"]}
     for model in ("wavenet-fourier", "wavenet-fourier-unrolled"):
         assert len(array(errors[f"{model}: this curve"]["y"])) == 400  # one mean error per forecast step
+        assert len(array(errors[f"{model}: 16 test curves (greedy)"]["y"])) == 400  # and over many curves
+
+
+def test_error_over_many_curves_can_be_switched_off(pretrained):
+    at = run_app()
+    at.toggle(key="fourier.many").set_value(False).run()
+    assert not at.exception and not at.error
+    names = [tr["name"] for tr in figure(at, 1)["data"]]
+    assert names and all(name.endswith("this curve") for name in names)
 
 
 def test_more_observed_samples_than_the_curve_shows_an_error(pretrained):

@@ -126,6 +126,32 @@ def test_drawing_flows_at_1024x768():
         assert right >= 8, f"{right} of 10 drawn digits ranked first"
 
 
+@pytest.mark.skipif(not shipped(MNIST_MODELS), reason="needs the trained MNIST models in pretrained/")
+def test_stop_keeps_what_was_sampled_and_clears_the_bar():
+    """The page's Stop button mid-run: the bar and the button go, a message says where it stopped, the
+    digits as far as they got stay; Run again samples them whole."""
+    env = {"AR_PRETRAINED_DIR": str(ROOT / "pretrained")}
+    with chromium_page(1280, 720) as page, streamlit_server(env) as url:
+        page.goto(url_of(url, "mnist_sample", **{"sample.naive_rows": 4}))  # the naive rows take seconds
+        page.locator('[data-testid="stPlotlyChart"] .gtitle', has_text="of 784 pixels").first.wait_for(timeout=TIMEOUT_MS)
+        page.locator('[data-testid="stMain"] button:visible', has_text="Stop").first.click()
+        notice = page.locator('[data-testid="stAlertContentInfo"]', has_text="Stopped sampling at: Sampling: pixel")
+        notice.wait_for(timeout=TIMEOUT_MS)
+        wait_until_idle(page)
+        done = int(re.search(r"pixel (\d+) of 784", notice.inner_text()).group(1))
+        assert 0 < done < 784
+        title = next(f["title"] for f in page.evaluate(FIGURES_JS) if "(stopped)" in f["title"])
+        assert f"{done} of 784 pixels" in title
+        assert page.locator('[data-testid="stProgress"]').count() == 0
+        assert page.locator('[data-testid="stMain"] button:visible', has_text="Stop").count() == 0
+        no_errors(page)
+        page.locator('[data-testid="stMain"] button', has_text="Run again").click()
+        page.locator('[data-testid="stPlotlyChart"] .gtitle', has_text="784 of 784 pixels").wait_for(timeout=TIMEOUT_MS)
+        wait_until_idle(page)
+        assert page.locator('[data-testid="stProgress"]').count() == 0 and not figure(page, "(stopped)")
+        no_errors(page)
+
+
 def test_url_settings_and_screenshots(tmp_path):
     real = shipped() and shipped(MNIST_MODELS)
     if real:

@@ -6,9 +6,10 @@ import torch
 
 from app import components, plots, presets, resources, state
 from engine.data.fourier import period_to_condition
-from engine.tasks import forecast, summarize_trajectories
+from engine.tasks import forecast, forecast_error_over_curves, summarize_trajectories
 
 DEFAULT_OBSERVED, DEFAULT_HORIZON = 300, 400
+ERROR_CURVES = 16  # test curves in the error chart's dashed lines
 
 PRESETS, PRESET_NOTES = presets.FOURIER, presets.FOURIER_NOTES
 state.view("fourier", PRESETS)
@@ -28,6 +29,9 @@ if not listing.usable:
 data = listing.usable[(names or sorted(listing.usable))[0]]["data"]
 with st.sidebar:
     layout = state.kept(st.radio, "Layout", options=["Overlaid", "Side by side"], horizontal=True, key="layout")
+    many_curves = state.kept(st.toggle, f"Error over {ERROR_CURVES} test curves too", value=True, key="fourier.many",
+                             help="Also forecast the first test curves (greedy, as observed and forecast here) and plot "
+                                  "the mean error: roughly doubles the page's work.")
     with st.expander("Forecast", expanded=True):
         n_observed = components.observation_controls(default=DEFAULT_OBSERVED)
         sampler = components.sampler_controls(horizon=DEFAULT_HORIZON, trajectories=20)
@@ -73,11 +77,13 @@ if quant and (truth.min() < quant["low"] or truth.max() > quant["high"]):
 if warnings:
     st.warning("This curve leaves what the models were trained on: " + "; ".join(warnings) + ". Expect poor forecasts.")
 
-bar = st.progress(0.0, text="Sampling...")
+if components.stopped_notice("fourier", "forecasting"):
+    st.stop()
+run = components.RunProgress("fourier", "Sampling...")
 results, errors = {}, {}
 for i, name in enumerate(names):
     def report(done, total, i=i, name=name):
-        bar.progress((i + done / total) / len(names), text=f"Sampling {name}: step {done} of {total}")
+        run.update((i + done / total) / len(names), f"Sampling {name}: step {done} of {total}")
 
     try:
         model = resources.load_model(name)
@@ -89,7 +95,6 @@ for i, name in enumerate(names):
         results[name] = (trajectories, summarize_trajectories(trajectories))
     except ValueError as e:
         errors.setdefault(str(e), []).append(name)
-bar.empty()
 for message, failed in errors.items():
     st.error(message if len(failed) == len(names) else f"{', '.join(failed)}: {message}")
 
@@ -107,16 +112,26 @@ else:
 if results:
     st.subheader("Error against horizon")
     future = truth[n_observed:] if n_observed else None
-    by_step = {}
+    by_step, many = {}, {}
     for name, (trajectories, _) in results.items():
         if future is not None and len(future):
             steps = min(trajectories.shape[1], len(future))
             by_step[name] = np.abs(trajectories[:, :steps] - future[None, :steps]).mean(axis=0)
-    cards = {name: {int(k[5:]): float(v) for k, v in listing.usable[name].get("metrics", {}).items() if k.startswith("mae_h")}
-             for name in results}
-    st.plotly_chart(plots.error_by_horizon_figure(by_step, curve.dt, cards, colors), key="fourier.errors")
-    st.caption("Lines: this curve, the mean over its trajectories of |forecast - truth| at each step ahead "
-               "(none from the prior). Diamonds: the same for greedy forecasts over the test curves, from the model cards.")
+    if many_curves:
+        for i, name in enumerate(results):
+            def report(done, total, i=i, name=name):
+                run.update((i + done / total) / len(results), f"{name}: {ERROR_CURVES} test curves, step {done} of {total}")
 
+            try:
+                many[name] = forecast_error_over_curves(resources.load_model(name), n_observed, sampler.horizon, ERROR_CURVES,
+                                                        progress=report)
+            except ValueError as e:
+                st.warning(f"{name}: no error over many curves ({e})")
+    st.plotly_chart(plots.error_by_horizon_figure(by_step, curve.dt, many, colors, num_curves=ERROR_CURVES), key="fourier.errors")
+    st.caption(f"Solid: this curve, the mean over its trajectories of |forecast - truth| at each step ahead (none from the "
+               f"prior). Dashed: greedy forecasts of the first {ERROR_CURVES} test curves of the models' training "
+               "distribution, observed and forecast as set here: the n-step gain on many curves, not just this one.")
+
+run.done()
 with st.expander("Model cards: test-split metrics"):
     st.table(components.metrics_table({name: listing.usable[name] for name in names}))

@@ -85,17 +85,19 @@ figures = st.container(horizontal=True, wrap=True, gap="medium")
 shown = [[plots.digit_rgb(image), plots.digit_rgb(image, known, hide_unknown=True)]]  # one row: (1, 2, H, W, 3)
 figures.plotly_chart(plots.digit_grid_figure(shown, col_titles=[origin, "input"], title="given", scale=5),
                      key="complete.input", width="content")
-bar = st.progress(0.0, text="Completing...")
+if components.stopped_notice("complete", "completing"):
+    st.stop()
+run = components.RunProgress("complete", "Completing...")
 try:
     out, digits = complete(model, image, known, settings.digit, n=settings.n, num_particles=settings.num_particles,
                            temperature=settings.temperature, generator=torch.Generator().manual_seed(settings.seed),
-                           progress=lambda done, total: bar.progress(done / total, text=f"Completing: pixel {done} of {total}"),
+                           progress=lambda done, total: run.update(done / total, f"Completing: pixel {done} of {total}"),
                            return_digits=True)
 except ValueError as e:
-    bar.empty()
     st.error(str(e))
     st.stop()
-bar.empty()
+finally:
+    run.done()
 titles = [f"#{i + 1}" + (f" · {labels[d]}" if settings.digit is None and 0 <= d < len(labels) else "")
           for i, d in enumerate(digits.tolist())]
 figures.plotly_chart(plots.digit_grid_figure(plots.digit_rgb(out.numpy()[None], known), col_titles=titles, scale=5, max_cols=4,

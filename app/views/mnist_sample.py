@@ -37,7 +37,13 @@ components.what_to_look_for(
     "small step, not a pass over the whole image so far. Run the first rows with the naive generator (sidebar) "
     "to feel the difference: the digits come out the same.")
 
-bar = st.progress(0.0, text="Sampling...")
+if components.stopped_notice("sample", "sampling"):
+    if "sample.partial" in st.session_state:  # the digits as far as they got
+        cells, titles, title = st.session_state["sample.partial"]
+        st.plotly_chart(plots.digit_grid_figure(cells, col_titles=titles, max_cols=MAX_COLS, title=f"{title} (stopped)"),
+                        width="content")
+    st.stop()
+run = components.RunProgress("sample", "Sampling...")
 grid, speed = st.empty(), st.empty()
 try:
     model = resources.load_model(name)
@@ -51,14 +57,15 @@ try:
         total = images.shape[1] * images.shape[2]
         rate = (now - last) / max(done - last_done, 1) * 1000
         last, last_done = now, done
-        bar.progress(done / total, text=f"Sampling: pixel {done} of {total}")
         generator = "naive" if done <= naive_rows * W else "fast"
         speed.caption(f"{rate:.2f} ms per pixel ({generator} generator) for all {images.shape[0]} images at once "
                       f"({(now - started):.1f} s so far, {resources.device_label()}).")
         cells = images.numpy().reshape(len(settings.digits), settings.per_digit, *images.shape[1:]).swapaxes(0, 1)
-        grid.plotly_chart(plots.digit_grid_figure(cells, col_titles=[labels[d] for d in settings.digits], max_cols=MAX_COLS,
-                                                  title=f"{name}: {done} of {total} pixels"), width="content")
+        titles, title = [labels[d] for d in settings.digits], f"{name}: {done} of {total} pixels"
+        st.session_state["sample.partial"] = (cells, titles, title)
+        grid.plotly_chart(plots.digit_grid_figure(cells, col_titles=titles, max_cols=MAX_COLS, title=title), width="content")
+        run.update(done / total, f"Sampling: pixel {done} of {total}")
 except ValueError as e:
     st.error(str(e))
 finally:
-    bar.empty()
+    run.done()
