@@ -199,8 +199,12 @@ class KVCacheState:
         if T0 == N:
             return  # the image is complete: nothing to predict, nothing to cache
         with torch.no_grad():
-            self.embed, self.positions = model.embed.weight, model.positions(torch.arange(N, device=device))
-            self.class_vector = None if self.cond is None else model.class_embed(self.cond)  # (B, C)
+            self.embed = model.embed.weight
+            # what every slot adds to its level's embedding: its position and the class, (B or 1, N, C)
+            self.slot_bias = model.positions(torch.arange(N, device=device))[None]
+            if self.cond is not None:
+                self.slot_bias = self.slot_bias + model.class_embed(self.cond)[:, None]
+            self.final = (model.norm, model.head.weight.t(), model.head.bias)
             self.weights = []
             scale = torch.ones(3 * C, dtype=self.embed.dtype, device=device)
             scale[:C] = (C // heads) ** -0.5
@@ -225,9 +229,7 @@ class KVCacheState:
             self.log_probs = None
             return None
         s = self.t
-        x = self.embed[levels.long().view(-1).to(self.embed.device)] + self.positions[s]  # (B, C)
-        if self.class_vector is not None:
-            x = x + self.class_vector
+        x = self.embed[levels.long().view(-1).to(self.embed.device)] + self.slot_bias[:, s]  # (B, C)
         B, C = x.shape
         heads = self.heads
         for (ln1, w_qkv, b_qkv, w_proj, b_proj, ln2, w_in, b_in, w_out, b_out), keys, values in zip(self.weights, self.keys, self.values):
@@ -238,7 +240,8 @@ class KVCacheState:
             x = torch.addmm(b_proj, attended.view(B, C), w_proj).add_(x)
             hidden = F.gelu(torch.addmm(b_in, F.layer_norm(x, (C,), ln2.weight, ln2.bias, ln2.eps), w_in))
             x = torch.addmm(b_out, hidden, w_out).add_(x)
-        self.log_probs = F.log_softmax(m.logits(x), dim=-1)
+        norm, w_head, b_head = self.final
+        self.log_probs = F.log_softmax(torch.addmm(b_head, F.layer_norm(x, (C,), norm.weight, norm.bias, norm.eps), w_head), dim=-1)
         return self.log_probs
 
     def reorder(self, index: torch.Tensor) -> "KVCacheState":
@@ -248,6 +251,6 @@ class KVCacheState:
         if self.cond is not None:
             self.cond = self.cond.index_select(0, index)
             if self.log_probs is not None:
-                self.class_vector = self.class_vector.index_select(0, index)
+                self.slot_bias = self.slot_bias.index_select(0, index)
         self.log_probs = None if self.log_probs is None else self.log_probs.index_select(0, index)
         return self
