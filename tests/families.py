@@ -14,6 +14,9 @@ from engine.models.made import MADE, MADEConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
 from engine.models.pixelcnnpp import PixelCNNPlusPlus, PixelCNNPlusPlusConfig
 from engine.models.pixelsnail import PixelSNAIL, PixelSNAILConfig
+
+
+from engine.models.transformer import CausalTransformer, CausalTransformerConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
 
@@ -69,6 +72,11 @@ def tiny_pixelcnnpp(Q: int, K: int, H: int, W: int) -> PixelCNNPlusPlus:
     return model
 
 
+def tiny_transformer(Q: int, K: int, H: int, W: int) -> CausalTransformer:
+    return _spread(CausalTransformer(CausalTransformerConfig(quantization_levels=Q, cond_channels=K, height=H, width=W,
+                                                             d_model=8, layers=2, heads=2, mlp_channels=12)))
+
+
 def tiny_mixture(Q: int, K: int, H: int, W: int):
     """Two tiny WaveNets of different widths and receptive fields, weighted 0.6 / 0.4."""
     from engine.recipes.mixture import mixture_of
@@ -87,4 +95,5 @@ TINY = {
     "pixelsnail": tiny_pixelsnail,
     "pixelcnnpp": tiny_pixelcnnpp,
     "mixture": tiny_mixture,
+    "transformer": tiny_transformer,
 }

@@ -10,6 +10,7 @@ from engine.models.mixture import Mixture, MixtureConfig
 from engine.models.pixelcnn import PixelCNN, PixelCNNConfig
 from engine.models.pixelcnnpp import PixelCNNPlusPlus, PixelCNNPlusPlusConfig
 from engine.models.pixelsnail import PixelSNAIL, PixelSNAILConfig
+from engine.models.transformer import CausalTransformer, CausalTransformerConfig
 from engine.models.wavenet import WaveNet, WaveNetConfig
 
 MODEL_REGISTRY = {
@@ -20,6 +21,7 @@ MODEL_REGISTRY = {
     "gated_pixelcnn": (GatedPixelCNN, GatedPixelCNNConfig),
     "pixelsnail": (PixelSNAIL, PixelSNAILConfig),
     "pixelcnnpp": (PixelCNNPlusPlus, PixelCNNPlusPlusConfig),
+    "transformer": (CausalTransformer, CausalTransformerConfig),
 }
 
 
