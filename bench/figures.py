@@ -56,6 +56,15 @@ def _f(value, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def test_digits(name: str, root: Path = ROOT) -> str:
+    """How many test digits train.py scored a model on: its recipe's data.eval_test_images (0 = all 10,000)."""
+    try:
+        n = json.loads((root / "configs" / f"{name}.json").read_text()).get("data", {}).get("eval_test_images", 0)
+    except (OSError, ValueError):
+        return "?"
+    return f"{n or 10_000:,}"
+
+
 def readme_models_block(src: dict) -> str:
     """The README's figures table: test figures from config.json, the reference's pixel-accuracy terms and
     CPU latency from bench/results."""
@@ -66,7 +75,7 @@ def readme_models_block(src: dict) -> str:
         if task == "mnist":
             lat = src["mnist"].get("models", {}).get(name, {}).get("latency", {})
             ref = src["reference"].get("models", {}).get(name, {})
-            mnist.append(f"| `{name}` | {config['data']['quantization']['levels']} | {_f(m.get('pixel_accuracy'), '.5f')} | "
+            mnist.append(f"| `{name}` | {config['data']['quantization']['levels']} | {test_digits(name)} | {_f(m.get('pixel_accuracy'), '.5f')} | "
                          f"{_f(ref.get('pixel_accuracy_783'), '.5f')} | {_f(m.get('nll_nats_per_image'), '.2f')} | "
                          f"{_f(100 * m['bayes_accuracy'] if 'bayes_accuracy' in m else None, '.2f')} % | "
                          f"{_f(lat.get('sample_10_digits_s'), '.2f')} s | {_f(lat.get('class_posterior_by_prefix_1_image_s'), '.3f')} s | "
@@ -79,12 +88,12 @@ def readme_models_block(src: dict) -> str:
     parts = []
     if mnist:
         meta = src["mnist"].get("meta", {})
-        parts.append("MNIST, all 10,000 test images (pixel accuracy over 784 pixels as `train.py` scores it, and over pixels "
+        parts.append("MNIST, the official test images (all 10,000 unless the column says fewer: the first N; pixel accuracy over 784 pixels as `train.py` scores it, and over pixels "
                      "1..783 as the reference scores it; the reference's own figures are 0.9718 for Q=2 and 0.8968 for Q=256) "
                      f"and CPU seconds per call, one torch thread ({meta.get('cpu', '?')}, {meta.get('cores', '?')} cores; "
-                     f"{('load average ' + str(meta['load_1min']) + ' when measured') if 'load_1min' in meta else 'the CPU otherwise idle'}; bench/results/mnist.json's meta):\n\n"
-                     "| model | Q | pixel accuracy | on the reference's terms | NLL (nats) | Bayes accuracy | ten digits sampled | "
-                     "live posterior | bottom-half completion |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(mnist))
+                     f"{('load average ' + str(meta['load_1min']) + ' when measured') if 'load_1min' in meta else 'the load when measured: bench/results/mnist.json, its meta and each entry's measured_with'}):\n\n"
+                     "| model | Q | test digits | pixel accuracy | on the reference's terms | NLL (nats) | Bayes accuracy | ten digits sampled | "
+                     "live posterior | bottom-half completion |\n|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(mnist))
     if fourier:
         parts.append("Fourier, 256 test curves (8-step rolling-origin accuracy from 16 evenly spaced origins per curve; "
                      "MAE in signal units):\n\n| model | teacher-forced accuracy | 8-step rolling-origin accuracy | MAE 32 ahead | "
