@@ -91,7 +91,7 @@ def readme_models_block(src: dict) -> str:
         parts.append("MNIST, the official test images (all 10,000 unless the column says fewer: the first N; pixel accuracy over 784 pixels as `train.py` scores it, and over pixels "
                      "1..783 as the reference scores it; the reference's own figures are 0.9718 for Q=2 and 0.8968 for Q=256) "
                      f"and CPU seconds per call, one torch thread ({meta.get('cpu', '?')}, {meta.get('cores', '?')} cores; "
-                     f"{('load average ' + str(meta['load_1min']) + ' when measured') if 'load_1min' in meta else 'the load when measured: bench/results/mnist.json, its meta and each entry's measured_with'}):\n\n"
+                     f"{('load average ' + str(meta['load_1min']) + ' when measured') if 'load_1min' in meta else 'the load when measured: bench/results/mnist.json, its meta and the measured_with of each entry'}):\n\n"
                      "| model | Q | test digits | pixel accuracy | on the reference's terms | NLL (nats) | Bayes accuracy | ten digits sampled | "
                      "live posterior | bottom-half completion |\n|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(mnist))
     if fourier:
