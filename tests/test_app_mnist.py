@@ -28,9 +28,12 @@ def pretrained(tmp_path, monkeypatch):
     return root
 
 
-def open_page(page: str) -> AppTest:
+def open_page(page: str, **settings) -> AppTest:
+    """The page run once, with `settings` in its URL (a model picked before the first run: no run on the default)."""
     at = AppTest.from_file(ENTRYPOINT, default_timeout=240)
     at.switch_page(page)
+    for key, value in settings.items():
+        at.query_params[key] = value
     return at.run()
 
 
@@ -246,11 +249,13 @@ def test_shipped_models_on_every_page(model, monkeypatch):
     images, labels = load_gallery()
     seven = int((labels == 7).nonzero()[0, 0])
     big = Image.fromarray(images[seven].numpy()).resize((280, 280), Image.Resampling.NEAREST).convert("RGBA")
-    at = open_page(GUESS)
-    at.radio(key="guess.model").set_value(model)
+    at = AppTest.from_file(ENTRYPOINT, default_timeout=240)
+    at.switch_page(GUESS)
+    at.query_params["guess.model"] = model
     inject_drawing(at, "guess.canvas", big)
     at.run()
     assert not at.exception
+    assert at.radio(key="guess.model").value == model
     assert any(summary in c.value and family in c.value for c in at.caption)  # the picker says what the family is
     if not conditional:
         assert at.error and "not conditioned on the digit" in at.error[0].value
@@ -260,9 +265,9 @@ def test_shipped_models_on_every_page(model, monkeypatch):
         assert int(array(bar["data"][0]["y"]).argmax()) == 7
     pages = ((SAMPLE, "mnist.model"), (COMPLETE, "complete.model")) if conditional else ((COMPLETE, "complete.model"),)
     for page, key in pages:  # both pages run their model on opening
-        at = open_page(page)
-        at.radio(key=key).set_value(model).run()
+        at = open_page(page, **{key: model})
         assert not at.exception and not at.error and not at.warning
+        assert at.radio(key=key).value == model
         assert any(title(f).startswith(f"{model}: ") for f in figures(at))
         if page == COMPLETE:  # an any-order family (MADE) says it conditions exactly and shows no particle count
             exact = MODEL_REGISTRY[config["model_type"]][0].any_order

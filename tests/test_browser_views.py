@@ -177,7 +177,8 @@ def test_url_settings_and_screenshots(tmp_path):
                 for path, name, ready in (("", "fourier", "Error against horizon"),
                                           ("mnist_sample", "mnist_sample", "784 of 784 pixels"),
                                           ("mnist_complete", "mnist_complete", ": any digit"),
-                                          ("mnist_guess", "mnist_guess", "p(digit | first 784 pixels)")):
+                                          ("mnist_guess", "mnist_guess", "p(digit | first 784 pixels)"),
+                                          ("compare", "compare", "Quality against speed")):
                     page.goto(f"{url}/{path}")
                     page.get_by_text(ready).first.wait_for(timeout=TIMEOUT_MS)
                     wait_until_idle(page)

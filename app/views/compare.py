@@ -123,6 +123,18 @@ if racing:
                f"up to {sum(own.values()):.1f} s, drawing took {drawing:.1f} s. Each hands over to the next after every image row.")
 
 
+def drawn_digit(drawn, fit: bool, empty: str) -> np.ndarray | None:
+    """The canvas as a 28x28 digit, or None after saying why not (an unreadable canvas, or nothing drawn yet)."""
+    try:
+        image = canvas.canvas_to_digit(canvas.canvas_rgba(drawn), fit=fit)
+    except ValueError as e:
+        st.warning(str(e))
+        return None
+    if image is None:
+        st.info(empty)
+    return image
+
+
 # --- 2. Completion --------------------------------------------------------------------------------------------------
 @st.fragment
 def completions():
@@ -147,13 +159,8 @@ def completions():
             st.space(TOOLBAR_PX)
             drawn = st_canvas(**canvas.hole_canvas_style(known if known is not None else np.ones((28, 28), bool)),
                               key="compare.complete.canvas")
-            try:
-                image = canvas.canvas_to_digit(canvas.canvas_rgba(drawn), fit=False)
-            except ValueError as e:
-                st.warning(str(e))
-                return
+            image = drawn_digit(drawn, False, "Draw a digit on the canvas (white ink); every model then completes its hidden part.")
             if image is None:
-                st.info("Draw a digit on the canvas (white ink); every model then completes its hidden part.")
                 return
         if known is None:
             st.space(TOOLBAR_PX)
@@ -193,13 +200,8 @@ def guesses():
         drawn = st_canvas(**canvas.canvas_style(), key="compare.canvas")
         fit = state.kept(st.checkbox, "Center and scale like MNIST", value=True, key="compare.fit")
     with right:
-        try:
-            image = canvas.canvas_to_digit(canvas.canvas_rgba(drawn), fit=fit)
-        except ValueError as e:
-            st.warning(str(e))
-            return
+        image = drawn_digit(drawn, fit, "Draw a digit on the canvas; each model's p(digit | drawing) appears here, side by side.")
         if image is None:
-            st.info("Draw a digit on the canvas; each model's p(digit | drawing) appears here, side by side.")
             return
         for name, column in zip(names, st.columns(len(names))):
             with column:
