@@ -132,7 +132,7 @@ def test_stop_keeps_what_was_sampled_and_clears_the_bar():
     digits as far as they got stay; Run again samples them whole."""
     env = {"AR_PRETRAINED_DIR": str(ROOT / "pretrained")}
     with chromium_page(1280, 720) as page, streamlit_server(env) as url:
-        page.goto(url_of(url, "mnist_sample", **{"sample.naive_rows": 4}))  # the naive rows take seconds
+        page.goto(url_of(url, "mnist_sample", **{"sample.naive_rows": 4, "sample.per_digit": 4}))  # 40 digits: the naive rows take seconds
         page.locator('[data-testid="stPlotlyChart"] .gtitle', has_text="of 784 pixels").first.wait_for(timeout=TIMEOUT_MS)
         page.locator('[data-testid="stMain"] button:visible', has_text="Stop").first.click()
         notice = page.locator('[data-testid="stAlertContentInfo"]', has_text="Stopped sampling at: Sampling: pixel")
