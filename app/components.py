@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from app import presets
+from app import canvas, presets
 from app.state import kept
 from engine.data.fourier import MAX_CURVE_LENGTH, FourierCurve
 from engine.image_tasks import MAX_IMAGES, MAX_PARTICLE_ROWS
@@ -394,3 +394,16 @@ def compare_model_picker(usable: dict[str, dict], key: str = "compare.models") -
                   max_selections=MAX_COMPARED, key=key, format_func=lambda n: f"{n} · {quantization_label(usable[n])}")
     explain_models(chosen, usable)
     return list(chosen)
+
+
+def drawn_digit(drawn, fit: bool, empty: str) -> np.ndarray | None:
+    """A canvas result as a 28x28 digit (app.canvas.canvas_to_digit), or None after saying why not: a warning
+    for an unreadable or covered canvas, `empty` when nothing is drawn yet."""
+    try:
+        image = canvas.canvas_to_digit(canvas.canvas_rgba(drawn), fit=fit)
+    except ValueError as e:
+        st.warning(str(e))
+        return None
+    if image is None:
+        st.info(empty)
+    return image

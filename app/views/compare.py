@@ -123,18 +123,6 @@ if racing:
                f"up to {sum(own.values()):.1f} s, drawing took {drawing:.1f} s. Each hands over to the next after every image row.")
 
 
-def drawn_digit(drawn, fit: bool, empty: str) -> np.ndarray | None:
-    """The canvas as a 28x28 digit, or None after saying why not (an unreadable canvas, or nothing drawn yet)."""
-    try:
-        image = canvas.canvas_to_digit(canvas.canvas_rgba(drawn), fit=fit)
-    except ValueError as e:
-        st.warning(str(e))
-        return None
-    if image is None:
-        st.info(empty)
-    return image
-
-
 # --- 2. Completion --------------------------------------------------------------------------------------------------
 @st.fragment
 def completions():
@@ -159,7 +147,7 @@ def completions():
             st.space(TOOLBAR_PX)
             drawn = st_canvas(**canvas.hole_canvas_style(known if known is not None else np.ones((28, 28), bool)),
                               key="compare.complete.canvas")
-            image = drawn_digit(drawn, False, "Draw a digit on the canvas (white ink); every model then completes its hidden part.")
+            image = components.drawn_digit(drawn, False, "Draw a digit on the canvas (white ink); every model then completes its hidden part.")
             if image is None:
                 return
         if known is None:
@@ -200,7 +188,7 @@ def guesses():
         drawn = st_canvas(**canvas.canvas_style(), key="compare.canvas")
         fit = state.kept(st.checkbox, "Center and scale like MNIST", value=True, key="compare.fit")
     with right:
-        image = drawn_digit(drawn, fit, "Draw a digit on the canvas; each model's p(digit | drawing) appears here, side by side.")
+        image = components.drawn_digit(drawn, fit, "Draw a digit on the canvas; each model's p(digit | drawing) appears here, side by side.")
         if image is None:
             return
         for name, column in zip(names, st.columns(len(names))):

@@ -58,13 +58,9 @@ else:
         st.space(TOOLBAR_PX)
         shown_hole = known if known is not None else np.ones((28, 28), dtype=bool)
         drawn = st_canvas(**canvas.hole_canvas_style(shown_hole), key="complete.canvas")
-    try:
-        image, origin = canvas.canvas_to_digit(canvas.canvas_rgba(drawn), fit=False), "your drawing"
-    except ValueError as e:  # a covered or unreadable canvas: say so instead of completing a solid block
-        st.warning(str(e))
-        st.stop()
-    if image is None:
-        st.info("Draw a digit on the black canvas (white ink); the model then completes its hidden part.")
+    image, origin = components.drawn_digit(drawn, False, "Draw a digit on the black canvas (white ink); the model then "
+                                                          "completes its hidden part."), "your drawing"
+    if image is None:  # nothing drawn, or a covered canvas: said so instead of completing a solid block
         st.stop()
 if known is None:
     with boxes.container(width=BOX_PX):

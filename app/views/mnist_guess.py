@@ -63,14 +63,9 @@ def draw_and_guess():
         fit = state.kept(st.checkbox, "Center and scale like MNIST", value=True, key="guess.fit",
                          help="Fit the ink into a 20x20 box and centre it by its centre of mass in 28x28, as MNIST was made.")
     with right:
-        try:
-            image = canvas.canvas_to_digit(canvas.canvas_rgba(drawn), fit=fit)
-        except ValueError as e:  # a covered or unreadable canvas: say so instead of guessing
-            st.warning(str(e))
-            return
-        if image is None:
-            st.info("Draw a digit on the black canvas (white ink). The guess updates after every stroke; "
-                    "the toolbar's bin clears the canvas.")
+        image = components.drawn_digit(drawn, fit, "Draw a digit on the black canvas (white ink). The guess updates after "
+                                                   "every stroke; the toolbar's bin clears the canvas.")
+        if image is None:  # nothing drawn, or a covered canvas: said so instead of guessing
             return
         by_prefix, drawing_ll, seconds = posteriors(image)
         if by_prefix is None:
