@@ -24,7 +24,7 @@ from engine.images import (
     encode_images,
     image_config,
     model_device,
-    score_levels,
+    observed_scores,
 )
 from engine.sampling import make_sampler
 from engine.threads import task_threads
@@ -113,7 +113,7 @@ def _labels(model, x, known_rows: int, digit, rows: int, generator, device) -> t
     else:
         # a fixed-length family reads whole images: score all of x, of which rows < known_rows read only x_<known_rows
         scored = x[None] if model.sequence_length is not None else x[None, :known_rows]
-        probs = torch.softmax(score_levels(model, scored)[0][0][:, :known_rows].sum(dim=-1).float(), dim=0)
+        probs = torch.softmax(observed_scores(model, scored)[0][:, :known_rows].sum(dim=-1).float(), dim=0)
     return _draw_digits(probs, rows, generator, device)
 
 

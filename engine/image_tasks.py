@@ -28,6 +28,7 @@ from engine.images import (
     decode_levels,
     encode_images,
     forward_rows,
+    observed_scores,
     image_config,
     model_device,
     score_levels,
@@ -47,6 +48,7 @@ __all__ = [
     "decode_levels",
     "encode_images",
     "forward_rows",
+    "observed_scores",
     "iter_sample_images",
     "pixel_log_likelihoods",
     "sample_images",
@@ -57,7 +59,7 @@ __all__ = [
 @torch.no_grad()
 def pixel_log_likelihoods(model, images) -> torch.Tensor:
     """log p(x_t | x_<t, y=k) for every pixel (first included) and class: images -> (B, K, H*W)."""
-    return score_levels(model, encode_images(model, images))[0].cpu()
+    return observed_scores(model, encode_images(model, images)).cpu()
 
 
 def _log_prior(prior, K: int, device) -> torch.Tensor:

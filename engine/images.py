@@ -120,17 +120,36 @@ def forward_rows(model, levels: torch.Tensor, cond: torch.Tensor | None) -> torc
     return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
 
+def _class_rows(model, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Level sequences (B, N) -> each once per class, rows b-major (row = b * K + k), and their one-hot conditions."""
+    device = model_device(model)
+    levels = levels.to(device).long()
+    K = model.config.cond_channels
+    rows = levels.repeat_interleave(max(K, 1), dim=0)
+    cond = torch.eye(K, device=device, dtype=next(model.parameters()).dtype).repeat(levels.shape[0], 1) if K else None
+    return rows, cond
+
+
+@torch.no_grad()
+def observed_scores(model, levels: torch.Tensor) -> torch.Tensor:
+    """log p(x_t | x_<t, y=k) (B, K, N) of level sequences (B, N) under every class, through
+    `model.log_likelihood` (the observed values only: for PixelCNN++ one bin of the mixture per pixel, not
+    all Q), FORWARD_ROWS rows at a time. An unconditional model counts as K=1."""
+    rows, cond = _class_rows(model, levels)
+    step = FORWARD_ROWS.get(rows.device.type, 10)
+    ll = torch.cat([model.log_likelihood(rows[s:s + step], None if cond is None else cond[s:s + step]).float()
+                    for s in range(0, rows.shape[0], step)])
+    return ll.view(levels.shape[0], max(model.config.cond_channels, 1), -1)
+
+
 @torch.no_grad()
 def score_levels(model, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-forced scores of level sequences (B, N) under every class, all B*K rows batched together:
     -> log p(x_t | x_<t, y=k) (B, K, N) and the most likely level at each pixel (B, K, N).
     An unconditional model counts as K=1."""
-    device = model_device(model)
-    levels = levels.to(device).long()
     B, N = levels.shape
     K = model.config.cond_channels
-    rows = levels.repeat_interleave(max(K, 1), dim=0)  # rows b-major: row = b * K + k
-    cond = torch.eye(K, device=device, dtype=next(model.parameters()).dtype).repeat(B, 1) if K else None
+    rows, cond = _class_rows(model, levels)
     logp = forward_rows(model, rows, cond).float()  # (B*K, N, Q)
     ll = logp.gather(-1, rows[:, :, None]).squeeze(-1)
     return ll.view(B, max(K, 1), N), logp.argmax(-1).view(B, max(K, 1), N)

@@ -27,14 +27,15 @@ from engine.sampling import gumbel_noise, gumbel_softmax
 
 
 class LogProbs(nn.Module):
-    """A model's `log_probs` as a module's forward: DistributedDataParallel wraps forward() only."""
+    """A model's `log_likelihood` (the observed values' log-probabilities, what the loss needs) as a
+    module's forward: DistributedDataParallel wraps forward() only."""
 
     def __init__(self, model: AutoregressiveModel):
         super().__init__()
         self.model = model
 
     def forward(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.log_probs(levels, cond)
+        return self.model.log_likelihood(levels, cond)
 
 
 def _class_rows(levels: torch.Tensor, cond: torch.Tensor, class_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +60,7 @@ def training_losses(model: AutoregressiveModel, levels: torch.Tensor, cond: torc
     with class_rows > 0, the Bayes-rule classification loss of its first class_rows sequences, all in one
     forward. -> (loss, class loss or None, cache): for a family with soft inputs the cache is
     (its input sequence, logits, layer inputs) of its own fast path, which `unrolled_loss` reuses; for any
-    other family the loss goes through `log_probs` and the cache is None. `forward`: what runs the model
+    other family the loss goes through `log_likelihood` and the cache is None. `forward`: what runs the model
     (e.g. a DistributedDataParallel wrapper of the model, or of LogProbs(model) for other families)."""
     if model.soft_inputs:
         seq = model.input_sequence(levels)
@@ -70,8 +71,7 @@ def training_losses(model: AutoregressiveModel, levels: torch.Tensor, cond: torc
         return loss, loss_cls, (seq, logits, inputs)
     B = levels.shape[0]
     rows, row_cond = (levels, cond) if not class_rows else _class_rows(levels, cond, class_rows)
-    log_probs = (forward or model.log_probs)(rows, row_cond)  # (rows, N, Q)
-    ll = log_probs.gather(-1, rows.long().unsqueeze(-1)).squeeze(-1)  # (rows, N)
+    ll = (forward or model.log_likelihood)(rows, row_cond)  # (rows, N): log p of the observed values
     loss = -ll[:B].mean()
     loss_cls = _bayes_loss(ll[B:].sum(dim=1), cond, class_rows, temperature) if class_rows else None
     return loss, loss_cls, None

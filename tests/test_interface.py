@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from engine.checkpoint import load_pretrained, save_pretrained
 from engine.completion import complete
+from engine.images import observed_scores, score_levels
 from engine.models import MODEL_REGISTRY
 from engine.models.base import AutoregressiveModel, NaiveState
 from engine.recipes import load_recipe_config
@@ -120,6 +121,23 @@ def test_the_fast_state_equals_the_naive_state(family, T0):
         order = torch.randperm(N, generator=g)
         step_together(model.start(prefix, cond, order=order), NaiveState(model, prefix, cond, order=order), steps,
                       seed=T0, reorder_at=steps // 2, index=index)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("K", [0, 2])
+@torch.no_grad()
+def test_log_likelihood_is_log_probs_at_the_observed_values_and_scores_every_class(family, K):
+    """`log_likelihood` (training's loss, the Bayes classifier) is `log_probs` gathered at the observed
+    values, whether a family inherits it or writes its own (PixelCNN++: one bin of the mixture);
+    `observed_scores` batches it over every class exactly as `score_levels` does over the whole Q."""
+    Q, H, W = 5, 3, 4
+    model = TINY[family](Q, K, H, W)
+    g = torch.Generator().manual_seed(K)
+    levels = torch.randint(0, Q, (3, H * W), generator=g)
+    cond = one_hot_conditions([1, 0, 1], K) if K else None
+    expected = model.log_probs(levels, cond).gather(-1, levels[..., None])[..., 0]
+    torch.testing.assert_close(model.log_likelihood(levels, cond), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(observed_scores(model, levels), score_levels(model, levels)[0], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.models.logistic_mixture import LOG_SCALE_FLOOR, _LevelLogProbs, bin_centres, level_log_probs
+from engine.models.logistic_mixture import (LOG_SCALE_FLOOR, _LevelLogProbs, bin_centres, level_log_probs,
+                                           observed_log_probs)
 from families import TINY
 
 
@@ -108,6 +109,36 @@ def test_loss_and_gradients_are_finite_at_extreme_parameters(case, Q):
     torch.testing.assert_close(torch.logsumexp(log_probs, -1), torch.zeros(Q), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("case", sorted(EXTREMES))
+@pytest.mark.parametrize("Q", [2, 5, 256])
+def test_the_observed_bin_alone_equals_its_entry_in_the_whole_distribution_with_the_same_gradient(case, Q):
+    """Training scores only the observed bin (`observed_log_probs`); it must be the very number (and
+    gradient) that `level_log_probs` gives that bin, at every level and at extreme parameters."""
+    logits, means, log_scales = EXTREMES[case]
+    base = pack(logits, means, log_scales).double().expand(Q, -1)
+    levels = torch.arange(Q)
+    a = base.clone().requires_grad_(True)
+    b = base.clone().requires_grad_(True)
+    whole = level_log_probs(a, Q, 3).gather(-1, levels[:, None])[:, 0]
+    alone = observed_log_probs(b, levels, Q, 3)
+    torch.testing.assert_close(alone, whole, rtol=1e-9, atol=1e-9)
+    whole.sum().backward()
+    alone.sum().backward()
+    assert torch.isfinite(b.grad).all(), case
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-7, atol=1e-9)
+
+
+def test_the_observed_bin_on_random_parameters_and_a_shape_mismatch():
+    g = torch.Generator().manual_seed(3)
+    params = torch.cat([torch.randn(4, 7, 5, generator=g), 2 * torch.randn(4, 7, 5, generator=g),
+                        torch.empty(4, 7, 5).uniform_(-8.0, 1.0, generator=g)], dim=-1)
+    levels = torch.randint(0, 256, (4, 7), generator=g)
+    expected = level_log_probs(params, 256, 5).gather(-1, levels[..., None])[..., 0]
+    torch.testing.assert_close(observed_log_probs(params, levels, 256, 5), expected, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="do not match"):
+        observed_log_probs(params, levels[:, :3], 256, 5)
+
+
 def test_the_floor_on_log_scales_holds_the_value_and_stops_the_gradient():
     params = pack(torch.zeros(1, 2), torch.tensor([[0.0, 0.5]]), torch.tensor([[-30.0, -1.0]])).requires_grad_(True)
     floored = pack(torch.zeros(1, 2), torch.tensor([[0.0, 0.5]]), torch.tensor([[LOG_SCALE_FLOOR, -1.0]]))
@@ -135,3 +166,21 @@ def test_a_tiny_pixelcnnpp_gives_a_distribution_over_the_levels_at_every_pixel(Q
     cond = F.one_hot(torch.tensor([0, 1, 2, 1]), 3).double()
     total = model.log_probs(levels, cond).exp().sum(-1)
     torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("Q", [2, 5])
+def test_a_tiny_pixelcnnpp_trains_on_the_observed_bins_alone(Q):
+    """PixelCNN++'s `log_likelihood` (what training's loss calls) equals `log_probs` gathered at the
+    observed levels, values and parameter gradients."""
+    model = TINY["pixelcnnpp"](Q, 3, 3, 4).double()
+    levels = torch.randint(0, Q, (3, 12), generator=torch.Generator().manual_seed(Q + 1))
+    cond = F.one_hot(torch.tensor([2, 0, 1]), 3).double()
+    whole = model.log_probs(levels, cond).gather(-1, levels[..., None])[..., 0]
+    whole.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    alone = model.log_likelihood(levels, cond)
+    torch.testing.assert_close(alone, whole)
+    alone.sum().backward()
+    for p, expected in zip(model.parameters(), grads):
+        torch.testing.assert_close(p.grad, expected)

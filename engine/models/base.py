@@ -10,6 +10,9 @@ A model is an `nn.Module` with a `config` dataclass (saved as config.json's "mod
   Start tokens, masks, one-hot vs embeddings, mixture heads all stay inside the family. It is
   differentiable (training calls it in train mode); under `torch.no_grad()` a family may take a faster
   path that returns the same numbers up to float rounding.
+- `log_likelihood(levels, cond) -> (B, N)`: log p(x_t | x_<t, y) of the observed values only, what
+  training's loss needs. The default gathers it from `log_probs`; a family whose head is costly over
+  all Q levels (PixelCNN++'s mixture: Q-1 bin edges per component) scores only the observed bin.
 - `start(prefix (B, T0) long, cond) -> GenerationState`: a per-call state that stands after the
   prefix (T0 may be 0). The default is `NaiveState`, which re-runs `log_probs` on the whole prefix at
   every step: slow, obviously right, and the oracle every family's fast state is tested against.
@@ -99,6 +102,10 @@ class AutoregressiveModel(nn.Module):
 
     def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def log_likelihood(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """levels (B, N) long -> (B, N): log p(x_t | x_<t, y) of the observed values (the training loss)."""
+        return self.log_probs(levels, cond).gather(-1, levels.long().unsqueeze(-1)).squeeze(-1)
 
     def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None) -> GenerationState:
         return NaiveState(self, prefix, cond)

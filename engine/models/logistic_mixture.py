@@ -65,6 +65,28 @@ def level_log_probs(params: torch.Tensor, Q: int, components: int) -> torch.Tens
     return out.reshape(*shape, Q)
 
 
+def observed_log_probs(params: torch.Tensor, levels: torch.Tensor, Q: int, components: int) -> torch.Tensor:
+    """params (..., 3M) and levels (...) long -> (...) log p(the observed level): the same bin masses as
+    `level_log_probs` (same formulas, same floors), for one bin per pixel instead of all Q, so a training
+    step costs M log-sigmoids per pixel rather than M (Q - 1). Plain autograd: there is nothing to spare."""
+    log_w, means, log_scales = split_params(params, components)
+    if levels.shape != params.shape[:-1]:
+        raise ValueError(f"levels {tuple(levels.shape)} do not match the parameters' pixels {tuple(params.shape[:-1])}.")
+    inv_s = torch.exp(-log_scales)
+    half = 1.0 / (Q - 1)
+    centre = (levels.to(params.dtype) * (2 * half) - 1.0)[..., None]  # (..., 1)
+    z_up = (centre + half - means) * inv_s  # the bin's upper edge in each component's units
+    z_lo = (centre - half - means) * inv_s
+    first, last = (levels == 0)[..., None], (levels == Q - 1)[..., None]
+    zero = torch.zeros((), dtype=params.dtype, device=params.device)
+    d = (2 * half * inv_s).clamp(min=torch.finfo(params.dtype).tiny)
+    lm = (log_w
+          + torch.where(last, zero, F.logsigmoid(z_up))  # the top bin has no upper edge
+          + torch.where(first, zero, F.logsigmoid(-z_lo))  # the bottom bin has no lower edge
+          + torch.where(first | last, zero, torch.log(-torch.expm1(-d))))
+    return torch.logsumexp(lm, dim=-1)
+
+
 class _LevelLogProbs(torch.autograd.Function):
     """(P, M) log-weights, means, floored log-scales and the (Q-1,) bin edges -> (P, Q) log p(level).
 

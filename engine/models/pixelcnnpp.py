@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine.models.base import AutoregressiveModel, check_image_inputs
-from engine.models.logistic_mixture import bin_centres, level_log_probs
+from engine.models.logistic_mixture import bin_centres, level_log_probs, observed_log_probs
 
 
 @dataclass
@@ -212,6 +212,15 @@ class PixelCNNPlusPlus(AutoregressiveModel):
         c = self.config
         params = self.params(levels.view(-1, c.height, c.width), cond)
         return self.level_log_probs(params.permute(0, 2, 3, 1).reshape(levels.shape[0], -1, 3 * c.components))
+
+    def log_likelihood(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """levels (B, N), cond (B, K) -> (B, N) log p(x_t | x_<t, y) of the observed levels only: the training
+        loss scores one bin per pixel, not all Q (at Q=256 that is most of a training step saved)."""
+        levels, cond = self._check(levels, cond)
+        c = self.config
+        params = self.params(levels.view(-1, c.height, c.width), cond)
+        params = params.permute(0, 2, 3, 1).reshape(levels.shape[0], -1, 3 * c.components)
+        return observed_log_probs(params, levels.long(), c.quantization_levels, c.components)
 
     def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None):
         """A per-call state that re-runs the network on the rows the last pixel can change only."""
