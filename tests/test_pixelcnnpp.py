@@ -70,6 +70,28 @@ def test_the_fast_state_equals_the_naive_state_at_every_resolution(H, W, stages,
     assert fast.log_probs is None and naive.log_probs is None
 
 
+@pytest.mark.parametrize("T0", [0, 12, 5 * 12 + 7, 15 * 12 + 11, 16 * 12])
+@torch.no_grad()
+def test_the_state_keeps_four_rows_per_resolution_and_primes_from_any_prefix(T0):
+    """16x12 at four resolutions (16, 8, 4, 2 rows): every buffer holds at most 4 rows (a ring), and the
+    row-by-row priming gives the naive log-probs from a prefix of any length: none, a whole row, mid-image,
+    one pixel short of the end, the whole image."""
+    H, W = 16, 12
+    model = model_of(H, W, stages=4, resnets=1)
+    g = torch.Generator().manual_seed(T0)
+    seq = torch.randint(0, 5, (2, H * W), generator=g)
+    cond = F.one_hot(torch.tensor([1, 0]), 2).double()
+    fast, naive = model.start(seq[:, :T0], cond), NaiveState(model, seq[:, :T0], cond)
+    assert max(b.tensor.shape[1] for b in fast.buffers) == 4
+    for t in range(T0, min(T0 + 2 * W + 3, H * W)):  # across at least two row ends
+        scale = max(1.0, naive.log_probs.abs().max().item())
+        torch.testing.assert_close(fast.log_probs, naive.log_probs, rtol=0, atol=1e-9 * scale)
+        fast.step(seq[:, t])
+        naive.step(seq[:, t])
+    if T0 == H * W:
+        assert fast.log_probs is None and naive.log_probs is None
+
+
 @torch.no_grad()
 def test_the_state_refuses_a_prefix_too_long_and_a_step_past_the_image():
     model = model_of(2, 3, stages=2, resnets=1)
