@@ -12,7 +12,8 @@ and the parameter count. Quality is measured here, never copied from config.json
   sample ten digits (one per class), the live posterior of one digit (class_posterior_by_prefix), complete
   its bottom half (n=4, 32 particles).
 - --device cuda: the GPU figures instead (NLL and Bayes accuracy on the first 1000 test digits, seconds to
-  sample ten digits), under the entry's "gpu"; its CPU figures stay as they were.
+  sample ten digits and to sample 1000 digits, 100 of each, in calls of the engine's 100 images), under the
+  entry's "gpu"; its CPU figures stay as they were.
 
 Cheap to rerun when models are added: each model's entry is keyed by the sha256 of its model.safetensors
 and by the settings it was measured with, and only new or changed models are measured (--force: all).
@@ -39,6 +40,7 @@ from bench.mnist import cpu_latency, mnist_folders, seconds, true_class_nll  # n
 from engine.checkpoint import WEIGHTS_NAME, load_pretrained  # noqa: E402
 from engine.data.mnist import load_split  # noqa: E402
 from engine.image_tasks import sample_images  # noqa: E402
+from engine.images import MAX_IMAGES  # noqa: E402
 from engine.recipes.mnist import evaluate_mnist, to_sequences  # noqa: E402
 from engine.threads import TASK_THREADS  # noqa: E402
 
@@ -73,17 +75,24 @@ def quality(model, images: torch.Tensor, labels: torch.Tensor, bayes_limit: int)
     return out
 
 
-def gpu_sample_seconds(model) -> float:
-    """Seconds to sample ten digits (one per class) on the model's GPU, median of 3, synchronized."""
-    g = torch.Generator(device="cuda").manual_seed(0)
+def gpu_sample_seconds(model, per_digit: int = 1, repeats: int = 3) -> float:
+    """Seconds to sample per_digit images of each of the ten digits (an unconditional model: 10 * per_digit
+    images) on the model's device (the GPU), in calls of at most MAX_IMAGES images, median of `repeats`,
+    synchronized."""
+    device = next(model.parameters()).device
+    g = torch.Generator(device=device).manual_seed(0)
+    conditional = bool(model.config.cond_channels)
+    per_call = max(1, MAX_IMAGES // 10)
 
     def run():
-        sample_images(model, list(range(10)) if model.config.cond_channels else None, 10 if not model.config.cond_channels else 1,
-                      generator=g)
-        torch.cuda.synchronize()
+        for done in range(0, per_digit, per_call):
+            n = min(per_call, per_digit - done)
+            sample_images(model, list(range(10)) if conditional else None, n if conditional else 10 * n, generator=g)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     run()  # warm-up (kernels, allocator)
-    return seconds(run, 3)
+    return seconds(run, repeats)
 
 
 def measure(folder: Path, device: str, images, labels, bayes_limit: int) -> dict:
@@ -93,7 +102,8 @@ def measure(folder: Path, device: str, images, labels, bayes_limit: int) -> dict
     if device == "cpu":
         section["seconds"] = cpu_latency(model)
     else:
-        section["seconds"] = {"sample_10_digits_s": gpu_sample_seconds(model)}
+        section["seconds"] = {"sample_10_digits_s": gpu_sample_seconds(model),
+                              "sample_1000_digits_s": gpu_sample_seconds(model, per_digit=GPU_IMAGES // 10, repeats=1)}
     return section
 
 
@@ -109,7 +119,7 @@ def table(models: dict, names: list[str]) -> str:
         return "not measured" if value is None else format(value, fmt)
 
     rows = [["model", "family", "Q", "parameters", "bits/dim", "NLL nats", "test digits", "Bayes acc", "Bayes digits",
-             "sample 10 s", "posterior s", "complete s", "GPU sample 10 s"]]
+             "sample 10 s", "posterior s", "complete s", "GPU sample 10 s", "GPU sample 1000 s"]]
     for name in names:
         e = models.get(name, {})
         cpu, gpu = e.get("cpu") or {}, e.get("gpu") or {}
@@ -120,9 +130,10 @@ def table(models: dict, names: list[str]) -> str:
                      f(bayes.get("images"), "d") if bayes else "-",
                      f(sec.get("sample_10_digits_s"), ".3f"), f(sec.get("class_posterior_by_prefix_1_image_s"), ".3f"),
                      f(sec.get("complete_bottom_half_n4_p32_s"), ".3f"),
-                     f((gpu.get("seconds") or {}).get("sample_10_digits_s"), ".4f")])
-    if not any(models.get(name, {}).get("gpu") for name in names):  # no GPU run yet: no column of "not measured"
-        rows = [r[:-1] for r in rows]
+                     f((gpu.get("seconds") or {}).get("sample_10_digits_s"), ".4f"),
+                     f((gpu.get("seconds") or {}).get("sample_1000_digits_s"), ".2f")])
+    if not any(models.get(name, {}).get("gpu") for name in names):  # no GPU run yet: no columns of "not measured"
+        rows = [r[:-2] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 

@@ -102,3 +102,15 @@ def test_bench_mnist_merges_its_results_per_model(tmp_path):
     assert second["meta"] == {"run": 1}  # it still describes a's entry; b and c carry their own
     out.write_text(json.dumps(second))
     assert merge_results(out, {"run": 3}, {m: {} for m in "abc"})["meta"] == {"run": 3}  # every entry replaced
+
+
+def test_the_gpu_timing_samples_a_thousand_digits_in_calls_the_engine_allows(setup, monkeypatch):
+    """`gpu_sample_seconds(model, per_digit=100)` samples 100 of each digit in calls of at most the
+    engine's MAX_IMAGES (10 calls of 10 per digit), on whatever device the model is on (here the CPU)."""
+    _, root, _, _ = setup
+    model = load_pretrained(root / stand_in_name("wavenet"))
+    calls = []
+    monkeypatch.setattr(compare, "sample_images", lambda m, digits, n, generator=None: calls.append((tuple(digits), n)))
+    assert compare.gpu_sample_seconds(model, per_digit=100, repeats=1) >= 0.0
+    assert calls == [(tuple(range(10)), 10)] * 20  # a warm-up run, then the timed one
+    assert sum(n * len(d) for d, n in calls[10:]) == 1000
