@@ -39,7 +39,7 @@ from engine.sampling import temperature_sampler  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["pretrained/made-mnist-q2", "pretrained/pixelcnn-mnist-q2", "pretrained/gated-pixelcnn-mnist-q2",
            "pretrained/gated-pixelcnn-mnist-q256", "pretrained/pixelsnail-mnist-q2", "pretrained/transformer-mnist-q2",
-           "pretrained/transformer-mnist-q256"]
+           "pretrained/transformer-mnist-q256", "pretrained/pixelcnnpp-mnist-q256"]
 
 
 def load(path: str):

@@ -10,7 +10,7 @@ acc783 = (acc784 * 784 - 1) / 783, with acc784 the test pixel accuracy in config
 final evaluation; the model card's figure). This script CHECKS both premises - every test image's
 pixel 0 is 0, and each model's teacher-forced prediction at pixel 0 is level 0 under every class
 (it depends only on the start value and the class) - refuses to write a figure where either fails,
-and writes bench/results/mnist-reference-accuracy.json.
+and writes bench/results/mnist-reference-accuracy.json (with --models, the other models' rows stay).
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ def main(argv=None) -> int:
             "acc784_from": "config.json metrics.pixel_accuracy (train.py's final test evaluation)",
             "formula": "acc783 = (acc784 * 784 - 1) / 783, valid when pixel 0 is right in every test image"}
     out = Path(args.out)
-    out.write_text(json.dumps({"meta": meta, "models": results}, indent=2) + "\n")
+    kept = json.loads(out.read_text()).get("models", {}) if out.exists() and args.models else {}
+    kept = {name: entry for name, entry in kept.items() if (ROOT / "pretrained" / name).is_dir()}  # --models: the others stay
+    out.write_text(json.dumps({"meta": meta, "models": dict(sorted({**kept, **results}.items()))}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0 if all(r["pixel0_always_right"] for r in results.values()) else 1
 
