@@ -109,15 +109,18 @@ def decode_levels(model, levels: torch.Tensor) -> torch.Tensor:
     return levels_to_images(sequence_to_image(levels.cpu(), c["H"], c["W"], c["scan_order"]), c["Q"])
 
 
+def _in_chunks(method, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """method(levels, cond) on FORWARD_ROWS sequences at a time, the results concatenated along rows."""
+    rows = FORWARD_ROWS.get(levels.device.type, 10)
+    chunks = [method(levels[s:s + rows], None if cond is None else cond[s:s + rows]) for s in range(0, levels.shape[0], rows)]
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+
 @torch.no_grad()
 def forward_rows(model, levels: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
     """Teacher-forced log p(x_t | x_<t, y) (M, N, Q) of level sequences (M, N) (`model.log_probs`),
     FORWARD_ROWS sequences at a time."""
-    rows = FORWARD_ROWS.get(levels.device.type, 10)
-    chunks = []
-    for s in range(0, levels.shape[0], rows):
-        chunks.append(model.log_probs(levels[s:s + rows], None if cond is None else cond[s:s + rows]))
-    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+    return _in_chunks(model.log_probs, levels, cond)
 
 
 def _class_rows(model, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -136,9 +139,7 @@ def observed_scores(model, levels: torch.Tensor) -> torch.Tensor:
     `model.log_likelihood` (the observed values only: for PixelCNN++ one bin of the mixture per pixel, not
     all Q), FORWARD_ROWS rows at a time. An unconditional model counts as K=1."""
     rows, cond = _class_rows(model, levels)
-    step = FORWARD_ROWS.get(rows.device.type, 10)
-    ll = torch.cat([model.log_likelihood(rows[s:s + step], None if cond is None else cond[s:s + step]).float()
-                    for s in range(0, rows.shape[0], step)])
+    ll = _in_chunks(model.log_likelihood, rows, cond).float()
     return ll.view(levels.shape[0], max(model.config.cond_channels, 1), -1)
 
 

@@ -206,21 +206,22 @@ class PixelCNNPlusPlus(AutoregressiveModel):
         """Mixture parameters (..., 3M) -> log p(level) (..., Q)."""
         return level_log_probs(params, self.config.quantization_levels, self.config.components)
 
-    def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """levels (B, N) in raster order, cond (B, K) -> (B, N, Q): row t = log p(x_t | x_<t, y)."""
+    def _pixel_params(self, levels: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """levels (B, N), cond -> (checked levels, mixture parameters (B, N, 3M) in raster order)."""
         levels, cond = self._check(levels, cond)
         c = self.config
         params = self.params(levels.view(-1, c.height, c.width), cond)
-        return self.level_log_probs(params.permute(0, 2, 3, 1).reshape(levels.shape[0], -1, 3 * c.components))
+        return levels, params.permute(0, 2, 3, 1).reshape(levels.shape[0], -1, 3 * c.components)
+
+    def log_probs(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """levels (B, N) in raster order, cond (B, K) -> (B, N, Q): row t = log p(x_t | x_<t, y)."""
+        return self.level_log_probs(self._pixel_params(levels, cond)[1])
 
     def log_likelihood(self, levels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """levels (B, N), cond (B, K) -> (B, N) log p(x_t | x_<t, y) of the observed levels only: the training
         loss scores one bin per pixel, not all Q (at Q=256 that is most of a training step saved)."""
-        levels, cond = self._check(levels, cond)
-        c = self.config
-        params = self.params(levels.view(-1, c.height, c.width), cond)
-        params = params.permute(0, 2, 3, 1).reshape(levels.shape[0], -1, 3 * c.components)
-        return observed_log_probs(params, levels.long(), c.quantization_levels, c.components)
+        levels, params = self._pixel_params(levels, cond)
+        return observed_log_probs(params, levels.long(), self.config.quantization_levels, self.config.components)
 
     def start(self, prefix: torch.Tensor, cond: torch.Tensor | None = None):
         """A per-call state that re-runs the network on the rows the last pixel can change only."""

@@ -156,7 +156,7 @@ class PixelCNNPlusPlusState:
         """Boxes for the update after row i is complete (i = -1: before any): rows i >> l .. (i + 1) >> l of
         every level l, whole, both streams (rows past the image left out)."""
         H, W = self.x.tensor.shape[1], self.x.tensor.shape[2]
-        self.boxes = [(max(i >> l, 0), min(((i + 1) >> l) + 1, H >> l), 0, W >> l) for l in range(len(self.down_u_sample) + 1)]
+        self.boxes = [(max(i >> l, 0), min(((i + 1) >> l) + 1, H >> l), 0, W >> l) for l in range(self.model.config.stages)]
         self.with_u = True
 
     def _out(self, level: int, channels: int) -> torch.Tensor:
